@@ -1,0 +1,4 @@
+"""BlockCopy video semantic segmentation: models, data, metrics and the block-sparse engine.
+
+Importable without Ray; the Ray job lives in ``jobs``.
+"""

@@ -1,0 +1,56 @@
+"""Loading SwiftNet weights from the published checkpoint format."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint does not fit the model: lists every missing, unexpected and mis-shaped key."""
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read ``{"state_dict": ..., "epoch", "best_acc"}`` or a bare state dict, safely (``weights_only``)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except Exception as exc:  # unpickling / zip errors: say which file
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} holds no state dict of tensors")
+    # Checkpoints saved from nn.DataParallel prefix every key with "module.".
+    if state and all(k.startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    return state
+
+
+def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Raise one CheckpointError listing all key and shape mismatches between ``model`` and ``state``."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshaped = sorted(
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in set(expected) & set(state)
+        if state[k].shape != expected[k].shape
+    )
+    problems = [
+        f"{title} ({len(keys)}):\n  " + "\n  ".join(keys)
+        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("mis-shaped keys", misshaped))
+        if keys
+    ]
+    if problems:
+        raise CheckpointError(f"{source} does not match the model:\n" + "\n".join(problems))
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load weights from ``path`` into ``model`` strictly; returns the model."""
+    state = read_state_dict(path)
+    check_state_dict(model, state, source=str(path))
+    model.load_state_dict(state, strict=True)
+    return model

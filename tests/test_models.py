@@ -1,0 +1,119 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from blockcopy_core.macs import count_macs
+from blockcopy_core.models import CheckpointError, build_swiftnet, fold_batchnorm, load_checkpoint
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PUBLISHED_SHAPES = json.loads((FIXTURES / "swiftnet_state_dict_shapes.json").read_text())
+
+
+def randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every BatchNorm non-trivial statistics so that mistakes in folding or loading show."""
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
+    return model.eval()
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])
+def test_state_dict_matches_published_checkpoint_layout(backbone):
+    model = build_swiftnet(backbone)
+    shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
+    assert shapes == PUBLISHED_SHAPES[backbone]
+
+
+def test_resnet34_builds_and_runs():
+    model = build_swiftnet("resnet34").eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 128))
+    assert out.shape == (1, 19, 64, 128)
+
+
+def test_unknown_backbone_is_a_clear_error():
+    with pytest.raises(ValueError, match="resnet101"):
+        build_swiftnet("resnet101")
+
+
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_load_checkpoint_accepts_both_formats(tmp_path, wrapped):
+    source = randomise_batchnorm(build_swiftnet("resnet18"), seed=1)
+    state = source.state_dict()
+    path = tmp_path / "ckpt.pth"
+    torch.save({"state_dict": state, "epoch": 3, "best_acc": 75.6} if wrapped else state, path)
+    target = load_checkpoint(build_swiftnet("resnet18"), path)
+    for key, value in target.state_dict().items():
+        assert torch.equal(value, state[key]), key
+
+
+def test_load_checkpoint_lists_every_problem(tmp_path):
+    state = build_swiftnet("resnet18").state_dict()
+    del state["logits.conv.bias"]
+    state["extra.weight"] = torch.zeros(1)
+    state["logits.conv.weight"] = torch.zeros(7, 128, 1, 1)
+    path = tmp_path / "bad.pth"
+    torch.save({"state_dict": state}, path)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(build_swiftnet("resnet18"), path)
+    message = str(info.value)
+    assert "missing keys (1)" in message and "logits.conv.bias" in message
+    assert "unexpected keys (1)" in message and "extra.weight" in message
+    assert "mis-shaped keys (1)" in message and "(7, 128, 1, 1)" in message
+
+
+def test_rn50_checkpoint_does_not_load_into_rn18(tmp_path):
+    path = tmp_path / "rn50.pth"
+    torch.save({"state_dict": build_swiftnet("resnet50").state_dict()}, path)
+    with pytest.raises(CheckpointError, match="mis-shaped keys"):
+        load_checkpoint(build_swiftnet("resnet18"), path)
+
+
+def test_load_checkpoint_refuses_arbitrary_pickles(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"x": object()}}, path)
+    with pytest.raises(CheckpointError, match="evil.pth"):
+        load_checkpoint(build_swiftnet("resnet18"), path)
+
+
+def test_missing_checkpoint_file_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match="nope.pth"):
+        load_checkpoint(build_swiftnet("resnet18"), tmp_path / "nope.pth")
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])
+def test_batchnorm_folding_keeps_the_output(backbone):
+    torch.manual_seed(0)
+    model = randomise_batchnorm(build_swiftnet(backbone))
+    folded = fold_batchnorm(model)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.backbone.modules()) == 0
+    image = torch.randn(2, 3, 128, 256)
+    with torch.no_grad():
+        reference, result = model(image), folded(image)
+    assert (result - reference).abs().max() <= 1e-5 * reference.abs().max()
+    # the original stays untouched
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.modules()) > 0
+
+
+@pytest.mark.parametrize(("backbone", "published"), [("resnet18", 104.0), ("resnet50", 205.8)])
+def test_static_macs_at_1024x2048_match_the_release(backbone, published):
+    # Shapes alone decide the count: run on the meta device, no memory or compute needed.
+    model = build_swiftnet(backbone).to("meta").eval()
+    _, macs = count_macs(model, torch.empty(1, 3, 1024, 2048, device="meta"))
+    assert abs(macs / 1e9 - published) / published < 0.02
+
+
+def test_mac_count_follows_the_shapes_that_run():
+    model = build_swiftnet("resnet18").to("meta").eval()
+    _, full = count_macs(model, torch.empty(1, 3, 256, 512, device="meta"))
+    _, half = count_macs(model, torch.empty(1, 3, 256, 256, device="meta"))
+    _, two = count_macs(model, torch.empty(2, 3, 256, 512, device="meta"))
+    assert two == 2 * full
+    assert 0.45 < half / full < 0.55
