@@ -1,0 +1,9 @@
+"""Video clips for segmentation: Cityscapes sequences, demo folders and a procedural street-scene generator.
+
+A clip descriptor (:class:`Clip`) is small and picklable; frames are loaded or generated where they are used
+(:func:`iter_frames`). :mod:`~blockcopy_core.data.transforms` turns frames into network inputs.
+"""
+
+from blockcopy_core.data.clips import Clip, Frame, FrameReadError, build_clips, iter_frames, load_image
+
+__all__ = ["Clip", "Frame", "FrameReadError", "build_clips", "iter_frames", "load_image"]

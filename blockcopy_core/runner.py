@@ -1,0 +1,198 @@
+"""Running a segmentation model over clips: the per-clip worker shared by the inline and Ray executors.
+
+The runner reads (or generates) the frames itself from the clip descriptor, feeds the model one frame per clip
+at a time (several clips side by side), and returns small results: per-frame statistics and a per-clip
+confusion matrix. It knows nothing of Ray.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import Clip, Frame, iter_frames
+from .data.transforms import normalize, pad_to_multiple, resize_image, target_size
+from .macs import count_macs
+from .metrics import ConfusionMatrix
+from .prefetch import prefetch
+
+
+@dataclass
+class FrameResult:
+    frame_index: int
+    name: str
+    exec_fraction: float
+    gmacs: float
+    latency_ms: float
+    policy_gmacs: float = 0.0
+
+
+@dataclass
+class ClipResult:
+    clip_id: str
+    phase: str
+    status: str = "ok"
+    error: str = ""
+    num_frames: int = 0
+    wall_s: float = 0.0
+    compute_s: float = 0.0
+    actor: str = ""
+    node: str = ""
+    device: str = ""
+    height: int = 0  # input size fed to the model, before padding
+    width: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, this clip's share
+    confusion: list[int] | None = None
+    frames: list[FrameResult] = field(default_factory=list)
+
+    @property
+    def exec_fraction(self) -> float:
+        return float(np.mean([f.exec_fraction for f in self.frames])) if self.frames else float("nan")
+
+    @property
+    def gmacs_per_frame(self) -> float:
+        return float(np.mean([f.gmacs for f in self.frames])) if self.frames else float("nan")
+
+    @property
+    def policy_gmacs_per_frame(self) -> float:
+        return float(np.mean([f.policy_gmacs for f in self.frames])) if self.frames else float("nan")
+
+
+# Called for every evaluated frame with (clip, frame, predicted trainIds at the frame's size, grid or None).
+FrameSink = Callable[[Clip, Frame, np.ndarray, "torch.Tensor | None"], None]
+
+
+class ClipRunner:
+    """Runs ``model`` (a plain network or a BlockCopy wrapper) over batches of clips.
+
+    ``model(frames) -> logits``; a wrapper also has ``reset_temporal()`` and ``last_exec_fraction`` and
+    ``last_grid``. Frames are resized so the short side is ``res`` (when given) and padded to a multiple of
+    ``pad_multiple``; predictions are cropped back and compared with labels at the label's own size.
+    """
+
+    def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
+                 dtype: torch.dtype = torch.float32, res: int | None = None, pad_multiple: int = 32,
+                 measure: bool = True, workers: int = 0, channels_last: bool = False,
+                 frame_sink: FrameSink | None = None, num_classes: int = 19):
+        self.model = model
+        self.device = device
+        self.dtype = dtype
+        self.res = res
+        self.pad_multiple = pad_multiple
+        self.measure = measure
+        self.workers = workers
+        self.channels_last = channels_last
+        self.frame_sink = frame_sink
+        self.num_classes = num_classes
+        self.stage_seconds: dict[str, float] = defaultdict(float)  # since the current batch started
+        self._looped_frames: list[Frame] | None = None
+
+    def loop_first_clip(self, clip: Clip) -> None:
+        """Keep ``clip``'s frames in memory and feed them for every later clip (``--single-clip-loop``)."""
+        self._looped_frames = list(iter_frames(clip))
+
+    def run(self, clips: list[Clip], phase: str) -> list[ClipResult]:
+        """Run clips side by side; if one fails, record it and re-run the others on their own."""
+        try:
+            return self._run_batch(clips, phase)
+        except Exception as exc:  # noqa: BLE001 - any failure of a clip is recorded, never fatal
+            if len(clips) == 1:
+                error = f"{type(exc).__name__}: {exc}"
+                traceback.print_exc()
+                return [ClipResult(clips[0].clip_id, phase, status="failed", error=error)]
+            return [result for clip in clips for result in self.run([clip], phase)]
+
+    def _frames(self, clip: Clip) -> Iterator[Frame]:
+        if self._looped_frames is not None:
+            return iter(self._looped_frames)
+        return prefetch(iter_frames(clip), self.workers)
+
+    def _run_batch(self, clips: list[Clip], phase: str) -> list[ClipResult]:
+        lengths = {clip.num_frames for clip in clips}
+        if len(lengths) != 1:
+            raise ValueError(f"clips run side by side must have equal lengths, got {sorted(lengths)}")
+        results = [ClipResult(clip.clip_id, phase) for clip in clips]
+        confusions = [ConfusionMatrix(self.num_classes) for _ in clips]
+        labelled = [False] * len(clips)
+        if hasattr(self.model, "reset_temporal"):
+            self.model.reset_temporal()
+        self.stage_seconds.clear()
+        start = time.perf_counter()
+        compute = 0.0
+        streams = [self._frames(clip) for clip in clips]
+        for index in range(lengths.pop()):
+            tick = time.perf_counter()
+            frames = [next(stream) for stream in streams]
+            batch, size = self._prepare(frames)
+            self.stage_seconds["load"] += time.perf_counter() - tick
+
+            logits, macs, seconds = self._forward(batch)
+            compute += seconds
+            grid = getattr(self.model, "last_grid", None)
+            fraction = float(getattr(self.model, "last_exec_fraction", 1.0))
+            policy_gmacs = float(getattr(self.model, "last_policy_macs", 0)) / 1e9 / len(frames)
+
+            tick = time.perf_counter()
+            for i, (clip, frame) in enumerate(zip(clips, frames, strict=True)):
+                results[i].frames.append(FrameResult(index, frame.name, fraction, macs / len(frames) / 1e9,
+                                                     1000 * seconds, policy_gmacs))
+                if not self.measure and self.frame_sink is None:
+                    continue
+                out_size = frame.label.shape if frame.label is not None else frame.image.shape[:2]
+                prediction = self._predict(logits[i : i + 1, :, : size[0], : size[1]], out_size)
+                if self.measure and frame.label is not None:
+                    confusions[i].update(prediction, frame.label)
+                    labelled[i] = True
+                if self.frame_sink is not None:
+                    self.frame_sink(clip, frame, prediction, None if grid is None else grid[i].cpu())
+            self.stage_seconds["metrics"] += time.perf_counter() - tick
+        wall = time.perf_counter() - start
+        for result, confusion, has_labels in zip(results, confusions, labelled, strict=True):
+            result.num_frames = len(result.frames)
+            result.wall_s = wall
+            result.compute_s = compute / len(clips)
+            result.height, result.width = size
+            result.timings = {stage: seconds / len(clips) for stage, seconds in self.stage_seconds.items()}
+            result.confusion = confusion.to_flat() if has_labels else None
+        return results
+
+    def _prepare(self, frames: list[Frame]) -> tuple[torch.Tensor, tuple[int, int]]:
+        sizes = {frame.image.shape[:2] for frame in frames}
+        if len(sizes) != 1:
+            raise ValueError(f"frames run side by side differ in size: {sorted(sizes)}")
+        height, width = sizes.pop()
+        size = target_size(height, width, self.res)
+        images = [resize_image(frame.image, size) if size != (height, width) else frame.image for frame in frames]
+        batch = torch.stack([normalize(image) for image in images])
+        batch, original = pad_to_multiple(batch, self.pad_multiple)
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        batch = batch.to(self.device, self.dtype).contiguous(memory_format=memory_format)
+        return batch, original
+
+    @torch.inference_mode()
+    def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, int, float]:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        tick = time.perf_counter()
+        if self.measure:
+            logits, macs = count_macs(self.model, batch)
+        else:
+            logits, macs = self.model(batch), 0
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - tick
+        self.stage_seconds["model"] += seconds
+        return logits, macs, seconds
+
+    @staticmethod
+    def _predict(logits: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+        if tuple(logits.shape[2:]) != tuple(size):
+            logits = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
+        return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()

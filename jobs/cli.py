@@ -1,0 +1,120 @@
+"""Command-line flags of the evaluation job: the original ``test_swiftnet.py`` flags plus our own."""
+
+from __future__ import annotations
+
+import argparse
+
+from blockcopy_core.models import BACKBONES
+
+POLICIES = ("static", "all", "none", "random", "rl_semseg")
+BLOCK_SETTING_KEYS = (
+    "block_policy", "block_size", "block_target", "block_num_classes", "block_train_interval",
+    "block_complexity_weight", "block_optim_lr", "block_optim_wd", "block_optim_momentum",
+    "block_cost_momentum", "block_policy_verbose",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs.evaluate",
+        description="Evaluate SwiftNet, static or with BlockCopy, over video clips: mIoU, GMACs per frame and FPS.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", choices=("synthetic", "cityscapes", "demo"), default=None,
+                      help="clip source; default: cityscapes if --cityscapes-dir, demo if --demo-dir, else synthetic")
+    data.add_argument("--cityscapes-dir", help="Cityscapes root holding leftImg8bit, leftImg8bit_sequence, gtFine")
+    data.add_argument("--mode", choices=("val", "test", "train"), default="val", help="Cityscapes split")
+    data.add_argument("--demo-dir", help="folder of .png/.jpg frames, natural-sorted into one video")
+    data.add_argument("--clip-length", type=int, default=20, help="frames per clip (Cityscapes: at most 20)")
+    data.add_argument("--res", type=int, default=None,
+                      help="short side of the frames fed to the model (1024 -> 1024x2048); default: as stored "
+                           "(synthetic: generated at this size, 512 if unset)")
+    data.add_argument("--num-clips-warmup", type=int, default=600,
+                      help="clips the learned policy trains on before evaluation (unscored; only rl_semseg)")
+    data.add_argument("--num-clips-eval", type=int, default=-1,
+                      help="evaluation clips; -1 = all (synthetic: 8)")
+    data.add_argument("--workers", type=int, default=2,
+                      help="frames read ahead of the model by a background thread (0: read in the model's thread)")
+    data.add_argument("--single-clip-loop", action="store_true",
+                      help="load the first evaluation clip once and run it for every evaluation clip (no I/O)")
+    data.add_argument("--seed", type=int, default=0, help="seed of the synthetic clips, the random policy and torch")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--model-backbone", choices=BACKBONES + ("rn18", "rn34", "rn50"), default="resnet18")
+    model.add_argument("--model-checkpoint", help="SwiftNet checkpoint ({'state_dict': ...} or a bare state dict)")
+    model.add_argument("--random-weights", action="store_true", help="no checkpoint: random initialisation")
+    model.add_argument("--half", action="store_true", help="float16 on GPU, bfloat16 on CPU")
+    model.add_argument("--device", default=None, help="torch device; default: cuda if available, else cpu")
+    model.add_argument("--batch-size", type=int, default=1, help="clips processed side by side")
+
+    block = parser.add_argument_group("BlockCopy")
+    block.add_argument("--block-policy", choices=POLICIES, default="static")
+    block.add_argument("--block-size", type=int, default=128, help="block side in input pixels")
+    block.add_argument("--block-target", type=float, default=0.5, help="target fraction of executed blocks")
+    block.add_argument("--block-num-classes", type=int, default=19)
+    block.add_argument("--block-train-interval", type=int, default=4)
+    block.add_argument("--block-complexity-weight", type=float, default=5.0)
+    block.add_argument("--block-optim-lr", type=float, default=1e-4)
+    block.add_argument("--block-optim-wd", type=float, default=1e-3)
+    block.add_argument("--block-optim-momentum", type=float, default=0.0)
+    block.add_argument("--block-cost-momentum", type=float, default=0.9)
+    block.add_argument("--block-policy-verbose", action="store_true")
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--report-dir", help="where summary.parquet goes; default runs/<run_id>")
+    out.add_argument("--output-dir", help="write colourised predictions of evaluation frames here")
+    out.add_argument("--fast", action="store_true", help="speed mode: no metrics and no MAC counting")
+    out.add_argument("--timings", action="store_true", help="print the time spent per stage")
+    out.add_argument("--resume", action="store_true",
+                     help="continue the run in --report-dir: skip the clips already recorded there")
+
+    ray_group = parser.add_argument_group("execution")
+    ray_group.add_argument("--executor", choices=("ray", "inline"), default="ray",
+                           help="ray: actors on a Ray cluster (local one on 127.0.0.1 unless --address or "
+                                "RAY_ADDRESS); inline: everything in this process, no Ray")
+    ray_group.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else start a local one)")
+    ray_group.add_argument("--num-actors", type=int, default=None,
+                           help="actors to start; default: one per GPU, else cluster CPUs / --cpus-per-actor")
+    ray_group.add_argument("--cpus-per-actor", type=float, default=2,
+                           help="CPU cores per CPU actor (torch uses that many threads)")
+    ray_group.add_argument("--gpus-per-actor", type=float, default=1, help="GPUs per actor (may be fractional)")
+    ray_group.add_argument("--max-actor-restarts", type=int, default=3,
+                           help="times a dead actor is restarted and its clips re-run before they count as failed")
+    return parser
+
+
+def block_settings(args: argparse.Namespace) -> dict:
+    """The BlockCopy settings dict (the original argparser's keys) taken from parsed flags."""
+    return {key: getattr(args, key) for key in BLOCK_SETTING_KEYS}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.data is None:
+        args.data = "cityscapes" if args.cityscapes_dir else "demo" if args.demo_dir else "synthetic"
+    if args.data == "cityscapes" and not args.cityscapes_dir:
+        parser.error("--data cityscapes needs --cityscapes-dir")
+    if args.data == "demo" and not args.demo_dir:
+        parser.error("--data demo needs --demo-dir")
+    if args.model_checkpoint and args.random_weights:
+        parser.error("--model-checkpoint and --random-weights exclude each other")
+    if args.data != "synthetic" and not (args.model_checkpoint or args.random_weights):
+        parser.error(f"--data {args.data} needs --model-checkpoint (or --random-weights to run untrained)")
+    for flag in ("clip_length", "batch_size", "block_size", "block_train_interval"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1")
+    if args.resume and not args.report_dir:
+        parser.error("--resume needs the --report-dir of the run to continue")
+    if args.num_actors is not None and args.num_actors < 1:
+        parser.error("--num-actors must be at least 1")
+    if args.cpus_per_actor <= 0 or args.gpus_per_actor <= 0:
+        parser.error("--cpus-per-actor and --gpus-per-actor must be positive")
+    if args.res is not None and args.res < 32:
+        parser.error("--res must be at least 32")
+    if not 0.0 <= args.block_target <= 1.0:
+        parser.error("--block-target must lie in [0, 1]")
+    args.model_backbone = {"rn18": "resnet18", "rn34": "resnet34", "rn50": "resnet50"}.get(
+        args.model_backbone, args.model_backbone)
+    return args

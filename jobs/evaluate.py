@@ -1,0 +1,187 @@
+"""The evaluation job: SwiftNet, static or with BlockCopy, over video clips.
+
+    python -m jobs.evaluate                                   # synthetic clips, the default
+    python -m jobs.evaluate --cityscapes-dir DIR --model-checkpoint pretrained/swiftnet_rn18.pth
+    python -m jobs.evaluate --demo-dir FRAMES --random-weights --output-dir out/
+
+Prints the original release's summary lines and writes ``REPORT_DIR/{clips,frames}/`` and
+``REPORT_DIR/summary.parquet``. Exits 1 when any clip failed (after writing the complete report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict
+from datetime import datetime, timezone
+
+import torch
+
+from blockcopy_core.data import Clip, build_clips
+from blockcopy_core.metrics import format_iou_table
+from blockcopy_core.models import build_swiftnet, load_checkpoint
+from blockcopy_core.reports import (
+    CLIPS_SCHEMA,
+    ReportWriter,
+    aggregate_clips,
+    git_commit,
+    library_versions,
+    read_table,
+)
+from blockcopy_core.runner import ClipResult
+from blockcopy_core.worker import WorkerConfig
+from jobs.cli import block_settings, parse_args
+from jobs.inline import InlineExecutor
+from jobs.progress import Progress
+
+log = logging.getLogger("blockcopy")
+SYNTHETIC_DEFAULT_RES = 512
+SYNTHETIC_DEFAULT_EVAL_CLIPS = 8
+SYNTHETIC_WARMUP_OFFSET = 100_000  # warm-up clips never overlap evaluation clips
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def initial_weights(args: argparse.Namespace) -> dict[str, torch.Tensor]:
+    """The network's weights: from the checkpoint, or seeded random ones (said loudly)."""
+    torch.manual_seed(args.seed)
+    model = build_swiftnet(args.model_backbone, args.block_num_classes)
+    if args.model_checkpoint:
+        load_checkpoint(model, args.model_checkpoint)
+        log.info("loaded weights from %s", args.model_checkpoint)
+    else:
+        log.warning("!" * 88)
+        log.warning("!! RANDOM WEIGHTS: no --model-checkpoint given, so mIoU figures are meaningless.    !!")
+        log.warning("!" * 88)
+    return model.state_dict()
+
+
+def worker_config(args: argparse.Namespace) -> WorkerConfig:
+    return WorkerConfig(
+        backbone=args.model_backbone, num_classes=args.block_num_classes, block_settings=block_settings(args),
+        device=args.device, half=args.half, res=args.res if args.data != "synthetic" else None,
+        measure=not args.fast, workers=args.workers, output_dir=args.output_dir, seed=args.seed,
+    )
+
+
+def make_clips(args: argparse.Namespace, count: int | None, warmup: bool) -> list[Clip]:
+    if args.data == "synthetic":
+        height = args.res or SYNTHETIC_DEFAULT_RES
+        return build_clips("synthetic", clip_length=args.clip_length, num_clips=count, seed=args.seed,
+                           height=height, width=2 * height, first_clip=SYNTHETIC_WARMUP_OFFSET if warmup else 0)
+    clips = build_clips(args.data, cityscapes_dir=args.cityscapes_dir, mode=args.mode, demo_dir=args.demo_dir,
+                        clip_length=args.clip_length)
+    if warmup:
+        # Warm-up draws clips (cycling when there are fewer) from the same source in a seeded order.
+        order = random.Random(args.seed).sample(clips, len(clips))
+        return [order[i % len(order)] for i in range(count or 0)]
+    return clips if count is None else clips[:count]
+
+
+def batches(clips: list[Clip], size: int) -> list[list[Clip]]:
+    """Groups of up to ``size`` clips of equal length (clips side by side advance frame by frame together)."""
+    by_length: dict[int, list[Clip]] = {}
+    for clip in clips:
+        by_length.setdefault(clip.num_frames, []).append(clip)
+    return [group[i : i + size] for group in by_length.values() for i in range(0, len(group), size)]
+
+
+def make_executor(args: argparse.Namespace, config: WorkerConfig, weights: dict[str, torch.Tensor]):
+    if args.executor == "inline":
+        return InlineExecutor(config, weights)
+    from jobs import ray_executor
+
+    ray_executor.connect(args.address)
+    return ray_executor.RayExecutor(config, weights, num_actors=args.num_actors, cpus_per_actor=args.cpus_per_actor,
+                                    gpus_per_actor=args.gpus_per_actor, max_restarts=args.max_actor_restarts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s:%(message)s", stream=sys.stdout,
+                        force=True)
+    args = parse_args(argv)
+    run_id = new_run_id()
+    report_dir = args.report_dir or f"runs/{run_id}"
+    recorded = read_table(report_dir, "clips") if args.resume else CLIPS_SCHEMA.empty_table()
+    if recorded.num_rows:
+        run_id = recorded.column("run_id")[0].as_py()
+
+    eval_count = args.num_clips_eval if args.num_clips_eval >= 0 else (
+        SYNTHETIC_DEFAULT_EVAL_CLIPS if args.data == "synthetic" else None)
+    eval_clips = make_clips(args, eval_count, warmup=False)
+    if recorded.num_rows:
+        done = set(recorded.column("clip_id").to_pylist())
+        log.info("resuming run %s: %d clips already recorded in %s", run_id, len(done), report_dir)
+        eval_clips = [clip for clip in eval_clips if clip.clip_id not in done]
+    learns = args.block_policy == "rl_semseg"
+    warmup_clips = make_clips(args, args.num_clips_warmup, warmup=True) if learns else []
+    config = worker_config(args)
+    run_config = {**vars(args), "run_id": run_id, "report_dir": report_dir, "worker": asdict(config)}
+    writer = ReportWriter(report_dir, run_id, run_config)
+
+    executor = make_executor(args, config, initial_weights(args))
+    log.info("run %s: %s, policy %s, %s data; %d warm-up and %d evaluation clips on %d actor(s); report in %s",
+             run_id, args.model_backbone, args.block_policy, args.data, len(warmup_clips), len(eval_clips),
+             executor.num_actors, report_dir)
+    try:
+        if warmup_clips:
+            with Progress("warmup", len(warmup_clips)) as progress:
+                executor.run_phase(batches(warmup_clips, args.batch_size), "warmup", progress.add)
+        if args.single_clip_loop and eval_clips:
+            executor.loop_first_clip(eval_clips[0])
+        start = time.perf_counter()
+        timings: Counter[str] = Counter()
+        with Progress("eval", len(eval_clips)) as progress:
+            def record(results: list[ClipResult]) -> None:
+                writer.append(results)
+                progress.add(results)
+                for result in results:
+                    timings.update(result.timings)
+
+            executor.run_phase(batches(eval_clips, args.batch_size), "eval", record)
+        wall_s = time.perf_counter() - start
+        frames_this_session = progress.frames
+    finally:
+        executor.close()
+
+    clips = read_table(report_dir, "clips")
+    figures, confusion = aggregate_clips(clips, args.block_num_classes)
+    summary = {
+        "run_id": run_id, "policy": args.block_policy, "backbone": args.model_backbone,
+        "block_size": args.block_size, "block_target": args.block_target,
+        **figures,
+        "fps": frames_this_session / wall_s if wall_s > 0 else float("nan"),
+        "num_actors": executor.num_actors, "wall_s": wall_s, "data": args.data,
+        "checkpoint": args.model_checkpoint or "", "git_commit": git_commit(),
+        **{f"version_{name}": version for name, version in library_versions().items()},
+    }
+    if args.fast:
+        summary["mean_iou"] = summary["gmacs_per_frame"] = float("nan")
+    path = writer.write_summary(summary, run_config)
+
+    for row in clips.to_pylist():
+        if row["status"] != "ok":
+            log.error("clip %s failed: %s", row["clip_id"], row["error"])
+    if not args.fast and summary["num_frames"]:
+        log.info("Per-class IoU:\n%s", format_iou_table(confusion))
+    log.info("Number of images: %d", summary["num_frames"])
+    log.info("Mean IoU %.2f", summary["mean_iou"])
+    log.info("Computational cost (avg per img): %.3f GMACs", summary["gmacs_per_frame"])
+    log.info("Average FPS: %.2f", summary["fps"])
+    log.info("FPS per actor (model time only): %.2f", summary["fps_per_actor"])
+    if args.timings:
+        for stage, seconds in timings.most_common():
+            log.info("time in %-8s %9.2f s (summed over actors)", stage, seconds)
+    log.info("summary written to %s", path)
+    return 1 if summary["num_clips_failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Executor that spreads clips over Ray actors, each pinning one GPU (or a few CPU cores).
+
+Weights travel once through the object store; clip descriptors go to actors, which read or generate the frames
+themselves, and small results come back. Batches are handed to whichever actor is idle. An actor whose process
+dies is restarted by Ray and its batch re-run (Ray retries the call), so every clip is reported exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections import deque
+from collections.abc import Callable
+
+import ray
+import torch
+from ray.exceptions import RayActorError
+
+from blockcopy_core.data import Clip
+from blockcopy_core.runner import ClipResult
+from blockcopy_core.worker import WorkerConfig, build_runner
+
+log = logging.getLogger("blockcopy")
+
+
+@ray.remote
+class ClipWorker:
+    """Holds one BlockCopy SwiftNet (and its policy) on the device Ray assigned and runs the clips it is given."""
+
+    def __init__(self, config: WorkerConfig, weights: dict[str, torch.Tensor], threads: int):
+        torch.set_num_threads(threads)
+        # Ray sets CUDA_VISIBLE_DEVICES to this actor's GPUs, so "cuda" is the GPU assigned to it.
+        self.runner = build_runner(config, weights)
+        context = ray.get_runtime_context()
+        self.actor = context.get_actor_id()[:12]
+        self.node = f"{socket.gethostname()}:{context.get_node_id()[:8]}"
+        self.device = str(self.runner.device)
+
+    def run(self, clips: list[Clip], phase: str, measure: bool) -> list[ClipResult]:
+        self.runner.measure = measure
+        results = self.runner.run(clips, phase)
+        for result in results:
+            result.actor, result.node, result.device = self.actor, self.node, self.device
+        return results
+
+    def info(self) -> dict:
+        return {"pid": os.getpid(), "actor": self.actor, "node": self.node, "device": self.device,
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""), "gpu_ids": ray.get_gpu_ids(),
+                "threads": torch.get_num_threads()}
+
+    def policy_state(self):
+        model = self.runner.model
+        return model.policy_state() if hasattr(model, "policy_state") else None
+
+    def load_policy_state(self, state) -> None:
+        if state is not None:
+            self.runner.model.load_policy_state(state)
+
+    def loop_first_clip(self, clip: Clip) -> None:
+        self.runner.loop_first_clip(clip)
+
+
+def connect(address: str | None, num_cpus: int | None = None) -> None:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``); with neither, start a local one on 127.0.0.1."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=num_cpus, log_to_driver=True)
+
+
+class RayExecutor:
+    """Creates the actors, dispatches batches of clips dynamically and collects the results."""
+
+    def __init__(self, config: WorkerConfig, weights: dict[str, torch.Tensor], *, num_actors: int | None = None,
+                 cpus_per_actor: float = 2, gpus_per_actor: float = 1, max_restarts: int = 3):
+        self.measure = config.measure
+        gpus = ray.cluster_resources().get("GPU", 0)
+        use_gpus = num_actors is None and gpus >= gpus_per_actor or (num_actors and gpus and config.device != "cpu")
+        if use_gpus:
+            count = num_actors or int(gpus // gpus_per_actor)
+            options = {"num_gpus": gpus_per_actor, "num_cpus": min(cpus_per_actor, 1)}
+        else:
+            count = num_actors or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
+            options = {"num_cpus": cpus_per_actor}
+        # Once into the object store; every actor (and a restarted one) reads it from there.
+        self._weights_ref = weights_ref = ray.put(weights)
+        threads = max(1, int(cpus_per_actor))
+        self.actors = [
+            ClipWorker.options(max_restarts=max_restarts, max_task_retries=max_restarts, **options)
+            .remote(config, weights_ref, threads)
+            for _ in range(count)
+        ]
+        self.num_actors = count
+        self.infos = ray.get([actor.info.remote() for actor in self.actors])
+        for info in self.infos:
+            log.info("actor %s on %s: device %s, %d threads, CUDA_VISIBLE_DEVICES=%r", info["actor"], info["node"],
+                     info["device"], info["threads"], info["cuda_visible_devices"])
+
+    def run_phase(self, batches: list[list[Clip]], phase: str,
+                  on_results: Callable[[list[ClipResult]], None]) -> None:
+        if phase == "warmup":
+            self._warm_up(batches, on_results)
+        else:
+            self._dispatch(batches, phase, self.actors, on_results)
+
+    def _warm_up(self, batches: list[list[Clip]], on_results: Callable[[list[ClipResult]], None]) -> None:
+        """One actor learns the policy on all warm-up clips; every actor then starts from its state."""
+        self._dispatch(batches, "warmup", self.actors[:1], on_results)
+        state = ray.get(self.actors[0].policy_state.remote())
+        ray.get([actor.load_policy_state.remote(state) for actor in self.actors[1:]])
+
+    def _dispatch(self, batches: list[list[Clip]], phase: str, actors: list,
+                  on_results: Callable[[list[ClipResult]], None]) -> None:
+        queue = deque(batches)
+        idle = deque(actors)
+        pending: dict = {}
+        measure = self.measure and phase == "eval"
+        while queue or pending:
+            while idle and queue:
+                actor, batch = idle.popleft(), queue.popleft()
+                pending[actor.run.remote(batch, phase, measure)] = (actor, batch)
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                actor, batch = pending.pop(ref)
+                try:
+                    results = ray.get(ref)
+                except RayActorError as exc:
+                    # Restarts exhausted (the clip keeps killing its process): record, and go on without it.
+                    error = f"actor died running this clip: {exc}".splitlines()[0]
+                    results = [ClipResult(clip.clip_id, phase, status="failed", error=error) for clip in batch]
+                    log.error("actor gave up on %s", ", ".join(clip.clip_id for clip in batch))
+                else:
+                    idle.append(actor)
+                on_results(results)
+
+    def loop_first_clip(self, clip: Clip) -> None:
+        ray.get([actor.loop_first_clip.remote(clip) for actor in self.actors])
+
+    def close(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor)

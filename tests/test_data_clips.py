@@ -1,0 +1,220 @@
+"""Clip descriptors, lazy frame loading, bad input, and the frame -> tensor transforms."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from blockcopy_core.constants import CITYSCAPES_MEAN, CITYSCAPES_STD
+from blockcopy_core.data import Clip, FrameReadError, build_clips, iter_frames, load_image
+from blockcopy_core.data.clips import load_train_ids
+from blockcopy_core.data.transforms import (
+    crop_to_size,
+    normalize,
+    pad_to_multiple,
+    preprocess,
+    resize_image,
+    resize_label,
+    target_size,
+)
+
+
+def _png(path, value=0, size=(8, 16)):
+    Image.fromarray(np.full((*size, 3), value, np.uint8)).save(path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("content", [b"not a png", "truncated"])
+def test_corrupt_frame_fails_lazily_naming_the_file(tmp_path, content):
+    _png(tmp_path / "a1.png", 7)
+    bad = tmp_path / "a2.png"
+    if content == "truncated":
+        whole = _png(tmp_path / "whole.png", 0, (64, 64)).read_bytes()
+        (tmp_path / "whole.png").unlink()
+        content = whole[: len(whole) // 2]
+    bad.write_bytes(content)
+    (clip,) = build_clips("demo", demo_dir=tmp_path)  # building the list reads no pixels
+    frames = iter_frames(clip)
+    first = next(frames)
+    assert first.name == "a1" and (first.image == 7).all()
+    with pytest.raises(FrameReadError, match=str(bad)) as info:
+        next(frames)
+    assert info.value.path == str(bad)
+    assert isinstance(info.value, RuntimeError)
+    assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)
+
+
+def test_missing_image_and_label_files_raise_frame_read_error(tmp_path):
+    with pytest.raises(FrameReadError, match="nothing.png"):
+        load_image(tmp_path / "nothing.png")
+    with pytest.raises(FrameReadError, match="nothing_labelIds.png"):
+        load_train_ids(tmp_path / "nothing_labelIds.png")
+
+
+def test_colour_label_file_is_rejected(tmp_path):
+    label = _png(tmp_path / "x_gtFine_labelIds.png")
+    with pytest.raises(FrameReadError, match="one channel"):
+        load_train_ids(label)
+
+
+def test_label_of_another_size_is_an_error_naming_it(tmp_path):
+    image = _png(tmp_path / "f.png", size=(8, 16))
+    label = tmp_path / "f_gtFine_labelIds.png"
+    Image.fromarray(np.full((4, 8), 7, np.uint8)).save(label)
+    clip = Clip("c", "cityscapes", (str(image),), (str(label),))
+    with pytest.raises(FrameReadError, match=str(label)):
+        list(iter_frames(clip))
+
+
+def test_grey_and_rgba_images_load_as_rgb(tmp_path):
+    Image.fromarray(np.full((4, 6), 9, np.uint8)).save(tmp_path / "g.png")
+    Image.fromarray(np.full((4, 6, 4), 9, np.uint8)).save(tmp_path / "r.png")
+    for name in ("g.png", "r.png"):
+        image = load_image(tmp_path / name)
+        assert image.shape == (4, 6, 3) and image.dtype == np.uint8 and (image == 9).all()
+
+
+# --------------------------------------------------------------------------------------- descriptors
+
+
+def test_clip_is_small_picklable_and_names_frames_by_stem(tmp_path):
+    clip = Clip("c", "demo", (str(tmp_path / "x" / "f1.png"), "f2.jpg"), (None, None))
+    assert clip.frame_names == ("f1", "f2") and clip.num_frames == 2
+    data = pickle.dumps(clip)
+    assert pickle.loads(data) == clip and len(data) < 1000
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(source="video"), "unknown source"),
+        (dict(frame_paths=()), "no frames"),
+        (dict(label_paths=(None,)), "label paths"),
+        (dict(frame_names=("a",)), "frame names"),
+        (dict(source="synthetic"), "synthetic spec"),
+    ],
+)
+def test_inconsistent_clip_is_rejected(kwargs, message):
+    fields = dict(clip_id="c", source="demo", frame_paths=("a.png", "b.png"), label_paths=(None, None))
+    with pytest.raises(ValueError, match=message):
+        Clip(**{**fields, **kwargs})
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(source="webcam"), "unknown clip source"),
+        (dict(source="cityscapes"), "cityscapes_dir"),
+        (dict(source="demo"), "demo_dir"),
+        (dict(source="synthetic", clip_length=0), "clip_length"),
+        (dict(source="synthetic", num_clips=0), "num_clips"),
+        (dict(source="synthetic", height=100), "height"),
+    ],
+)
+def test_build_clips_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_clips(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------- transforms
+
+
+def test_normalize_uses_cityscapes_statistics():
+    image = np.zeros((2, 3, 3), np.uint8)
+    image[..., 0], image[..., 1], image[..., 2] = 0, 128, 255
+    tensor = normalize(image)
+    assert tensor.shape == (3, 2, 3) and tensor.dtype == torch.float32
+    for channel, value in enumerate((0, 128, 255)):
+        expected = (value / 255 - CITYSCAPES_MEAN[channel]) / CITYSCAPES_STD[channel]
+        assert torch.allclose(tensor[channel], torch.full((2, 3), expected), atol=1e-6)
+    mean_colour = np.round(np.array(CITYSCAPES_MEAN) * 255).astype(np.uint8)[None, None]
+    assert normalize(mean_colour).abs().max() < 0.02
+
+
+def test_normalize_rejects_non_rgb_uint8():
+    with pytest.raises(ValueError, match="uint8"):
+        normalize(np.zeros((2, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="HxWx3"):
+        normalize(np.zeros((2, 3), np.uint8))
+
+
+@pytest.mark.parametrize(
+    "height, width, res, expected",
+    [
+        (1024, 2048, 1024, (1024, 2048)),
+        (1024, 2048, 512, (512, 1024)),
+        (512, 1024, 1024, (1024, 2048)),
+        (720, 1280, 512, (512, 910)),  # 910.2 rounds down
+        (1080, 1920, 360, (360, 640)),
+        (2048, 1024, 512, (1024, 512)),  # portrait: the width is the short side
+        (600, 800, None, (600, 800)),
+    ],
+)
+def test_target_size_keeps_the_aspect_ratio(height, width, res, expected):
+    assert target_size(height, width, res) == expected
+
+
+def test_target_size_rejects_bad_values():
+    with pytest.raises(ValueError, match="res"):
+        target_size(10, 20, 0)
+
+
+def test_resize_image_bilinear_and_label_nearest():
+    image = np.zeros((4, 8, 3), np.uint8)
+    image[:, 4:] = 200
+    resized = resize_image(image, (8, 16))
+    assert resized.shape == (8, 16, 3)
+    assert 0 < resized[0, 7, 0] < 200 or 0 < resized[0, 8, 0] < 200, "bilinear blends across the edge"
+    label = np.zeros((4, 8), np.uint8)
+    label[:, 4:] = 13
+    label[0, 0] = 255
+    assert set(np.unique(resize_label(label, (8, 16))).tolist()) == {0, 13, 255}
+    assert set(np.unique(resize_label(label, (3, 5))).tolist()) <= {0, 13, 255}
+    assert resize_image(image, (4, 8)) is image
+
+
+def test_pad_to_multiple_pads_bottom_right_and_returns_the_original_size():
+    tensor = torch.ones(2, 3, 70, 100)
+    padded, size = pad_to_multiple(tensor, 32)
+    assert padded.shape == (2, 3, 96, 128) and size == (70, 100)
+    assert (padded[..., :70, :100] == 1).all()
+    assert (padded[..., 70:, :] == 0).all() and (padded[..., :, 100:] == 0).all()
+    assert torch.equal(crop_to_size(padded, size), tensor)
+    already, size = pad_to_multiple(torch.ones(64, 128), 32)
+    assert already.shape == (64, 128) and size == (64, 128)
+    labels, _ = pad_to_multiple(torch.zeros(1, 5, 5, dtype=torch.uint8), 4, value=255)
+    assert labels.shape == (1, 8, 8) and labels[0, 5:].eq(255).all() and labels.dtype == torch.uint8
+    with pytest.raises(ValueError, match="multiple"):
+        pad_to_multiple(tensor, 0)
+
+
+@given(height=st.integers(1, 90), width=st.integers(1, 90), multiple=st.integers(1, 40))
+def test_padding_is_the_smallest_multiple_and_crops_back(height, width, multiple):
+    tensor = torch.rand(2, height, width)
+    padded, size = pad_to_multiple(tensor, multiple)
+    for padded_dim, dim in zip(padded.shape[-2:], (height, width), strict=True):
+        assert padded_dim % multiple == 0 and dim <= padded_dim < dim + multiple
+    assert size == (height, width) and torch.equal(crop_to_size(padded, size), tensor)
+
+
+@given(height=st.integers(1, 3000), width=st.integers(1, 3000), res=st.integers(1, 2048))
+def test_target_size_short_side_is_res_and_aspect_is_kept(height, width, res):
+    new_h, new_w = target_size(height, width, res)
+    assert min(new_h, new_w) == res
+    long_side, short_side = max(height, width), min(height, width)
+    assert abs(max(new_h, new_w) - long_side * res / short_side) <= 0.5
+
+
+def test_preprocess_resizes_normalises_and_pads():
+    image = np.full((100, 200, 3), 128, np.uint8)
+    tensor, size = preprocess(image, res=50, multiple=32)
+    assert size == (50, 100) and tensor.shape == (3, 64, 128)
+    assert torch.allclose(tensor[:, :50, :100], normalize(np.full((50, 100, 3), 128, np.uint8)))
+    assert (tensor[:, 50:] == 0).all()

@@ -1,0 +1,84 @@
+"""End-to-end runs of the inline evaluation job on tiny synthetic clips."""
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from blockcopy_core.data import build_clips, iter_frames
+from blockcopy_core.data.synthetic import export_demo
+from blockcopy_core.metrics import ConfusionMatrix
+from blockcopy_core.models import build_swiftnet, fold_batchnorm
+from blockcopy_core.reports import read_summary
+from jobs import evaluate
+
+TINY = ["--executor", "inline", "--res", "64", "--clip-length", "3", "--num-clips-eval", "2", "--workers", "1", "--seed", "5"]
+SUMMARY_COLUMNS = {"run_id", "policy", "backbone", "block_size", "block_target", "height", "width", "num_clips",
+                   "num_clips_failed", "num_frames", "mean_iou", "gmacs_per_frame", "fps", "exec_fraction", "config"}
+
+
+def test_default_synthetic_run_prints_summary_and_writes_parquet(tmp_path, capsys):
+    code = evaluate.main([*TINY, "--report-dir", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "RANDOM WEIGHTS" in out
+    for line in ("Mean IoU ", "Computational cost (avg per img): ", "Average FPS: "):
+        assert line in out
+    table = pq.read_table(tmp_path / "run" / "summary.parquet")
+    assert SUMMARY_COLUMNS <= set(table.column_names)
+    row = read_summary(tmp_path / "run")
+    assert (row["num_clips"], row["num_frames"], row["num_clips_failed"]) == (2, 6, 0)
+    assert (row["height"], row["width"]) == (64, 128)
+    assert row["policy"] == "static" and row["exec_fraction"] == 1.0
+    assert row["config"]["seed"] == 5
+    # static SwiftNet-RN18 at 64x128 is 1/256 of its 1024x2048 cost
+    assert row["gmacs_per_frame"] == pytest.approx(103.57 / 256, rel=0.01)
+    assert 0.0 <= row["mean_iou"] <= 100.0
+
+
+def test_miou_equals_a_direct_computation(tmp_path):
+    evaluate.main([*TINY, "--report-dir", str(tmp_path)])
+    torch.manual_seed(5)  # the job seeds torch before building the model, so weights are the same
+    model = fold_batchnorm(build_swiftnet("resnet18")).eval()
+    confusion = ConfusionMatrix()
+    from blockcopy_core.data.transforms import normalize
+
+    for clip in build_clips("synthetic", clip_length=3, num_clips=2, seed=5, height=64, width=128):
+        for frame in iter_frames(clip):
+            with torch.no_grad():
+                logits = model(normalize(frame.image)[None])
+            confusion.update(logits.argmax(1)[0].numpy().astype(np.uint8), frame.label)
+    assert read_summary(tmp_path)["mean_iou"] == pytest.approx(confusion.mean_iou(), abs=0.01)
+
+
+def test_corrupt_demo_frame_fails_its_clip_only(tmp_path, capsys):
+    clips = build_clips("synthetic", clip_length=4, num_clips=1, seed=1, height=64, width=128)
+    export_demo(tmp_path / "demo", clips)
+    frames = sorted((tmp_path / "demo").rglob("*.png"))
+    frames[1].write_bytes(b"not a png")
+    code = evaluate.main(["--demo-dir", str(tmp_path / "demo"), "--random-weights", "--clip-length", "2",
+                          "--report-dir", str(tmp_path / "run"), "--workers", "0"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert frames[1].name in out
+    row = read_summary(tmp_path / "run")
+    assert (row["num_clips"], row["num_clips_failed"], row["num_frames"]) == (2, 1, 2)
+
+
+def test_batch_of_clips_gives_the_same_result_as_one_by_one(tmp_path):
+    evaluate.main([*TINY, "--report-dir", str(tmp_path / "single")])
+    evaluate.main([*TINY, "--batch-size", "2", "--report-dir", str(tmp_path / "batch")])
+    single, batch = read_summary(tmp_path / "single"), read_summary(tmp_path / "batch")
+    assert batch["mean_iou"] == pytest.approx(single["mean_iou"], abs=1e-6)
+    assert batch["num_frames"] == single["num_frames"]
+
+
+def test_output_dir_gets_pictures(tmp_path):
+    evaluate.main([*TINY, "--num-clips-eval", "1", "--report-dir", str(tmp_path / "run"),
+                   "--output-dir", str(tmp_path / "out")])
+    assert len(list((tmp_path / "out").rglob("*_pred.png"))) == 3
+
+
+def test_demo_without_checkpoint_is_refused(tmp_path):
+    with pytest.raises(SystemExit):
+        evaluate.main(["--demo-dir", str(tmp_path)])
