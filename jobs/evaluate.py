@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
 import sys
 import time
@@ -43,6 +44,7 @@ log = logging.getLogger("blockcopy")
 SYNTHETIC_DEFAULT_RES = 512
 SYNTHETIC_DEFAULT_EVAL_CLIPS = 8
 SYNTHETIC_WARMUP_OFFSET = 100_000  # warm-up clips never overlap evaluation clips
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray treats the machine as a single local node
 
 
 def new_run_id() -> str:
@@ -96,6 +98,10 @@ def batches(clips: list[Clip], size: int) -> list[list[Clip]]:
 def make_executor(args: argparse.Namespace, config: WorkerConfig, weights: dict[str, torch.Tensor]):
     if args.executor == "inline":
         return InlineExecutor(config, weights)
+    if not (args.address or os.environ.get("RAY_ADDRESS")):
+        # Local mode: Ray would otherwise bind its services to the machine's network address; keep them on
+        # loopback. Read by Ray when it is imported, hence before the import below.
+        os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")
     from jobs import ray_executor
 
     ray_executor.connect(args.address)

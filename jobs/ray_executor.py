@@ -78,13 +78,12 @@ class RayExecutor:
     def __init__(self, config: WorkerConfig, weights: dict[str, torch.Tensor], *, num_actors: int | None = None,
                  cpus_per_actor: float = 2, gpus_per_actor: float = 1, max_restarts: int = 3):
         self.measure = config.measure
-        gpus = ray.cluster_resources().get("GPU", 0)
-        use_gpus = num_actors is None and gpus >= gpus_per_actor or (num_actors and gpus and config.device != "cpu")
-        if use_gpus:
-            count = num_actors or int(gpus // gpus_per_actor)
+        resources = ray.cluster_resources()
+        if config.device != "cpu" and resources.get("GPU", 0) >= gpus_per_actor:
+            count = num_actors or int(resources["GPU"] // gpus_per_actor)
             options = {"num_gpus": gpus_per_actor, "num_cpus": min(cpus_per_actor, 1)}
         else:
-            count = num_actors or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
+            count = num_actors or max(1, int(resources.get("CPU", 1) // cpus_per_actor))
             options = {"num_cpus": cpus_per_actor}
         # Once into the object store; every actor (and a restarted one) reads it from there.
         self._weights_ref = weights_ref = ray.put(weights)

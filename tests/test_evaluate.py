@@ -12,7 +12,8 @@ from blockcopy_core.models import build_swiftnet, fold_batchnorm
 from blockcopy_core.reports import read_summary
 from jobs import evaluate
 
-TINY = ["--executor", "inline", "--res", "64", "--clip-length", "3", "--num-clips-eval", "2", "--workers", "1", "--seed", "5"]
+TINY = ["--executor", "inline", "--res", "64", "--clip-length", "3", "--num-clips-eval", "2", "--workers", "1",
+        "--seed", "5"]
 SUMMARY_COLUMNS = {"run_id", "policy", "backbone", "block_size", "block_target", "height", "width", "num_clips",
                    "num_clips_failed", "num_frames", "mean_iou", "gmacs_per_frame", "fps", "exec_fraction", "config"}
 
