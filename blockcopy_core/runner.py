@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -65,8 +66,12 @@ class ClipResult:
         return float(np.mean([f.policy_gmacs for f in self.frames])) if self.frames else float("nan")
 
 
-# Called for every evaluated frame with (clip, frame, predicted trainIds at the frame's size, grid or None).
-FrameSink = Callable[[Clip, Frame, np.ndarray, "torch.Tensor | None"], None]
+class FrameOutput(Protocol):
+    """Receives every evaluated frame's prediction (trainIds at the frame's size) and execution grid."""
+
+    def add_frame(self, clip: Clip, frame: Frame, prediction: np.ndarray, grid: torch.Tensor | None) -> None: ...
+
+    def finish_clip(self, clip: Clip) -> None: ...
 
 
 class ClipRunner:
@@ -80,7 +85,7 @@ class ClipRunner:
     def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
                  dtype: torch.dtype = torch.float32, res: int | None = None, pad_multiple: int = 32,
                  measure: bool = True, workers: int = 0, channels_last: bool = False,
-                 frame_sink: FrameSink | None = None, num_classes: int = 19):
+                 outputs: Sequence[FrameOutput] = (), num_classes: int = 19):
         self.model = model
         self.device = device
         self.dtype = dtype
@@ -89,7 +94,7 @@ class ClipRunner:
         self.measure = measure
         self.workers = workers
         self.channels_last = channels_last
-        self.frame_sink = frame_sink
+        self.outputs = list(outputs)
         self.num_classes = num_classes
         self.stage_seconds: dict[str, float] = defaultdict(float)  # since the current batch started
         self._looped_frames: list[Frame] | None = None
@@ -119,6 +124,7 @@ class ClipRunner:
         if len(lengths) != 1:
             raise ValueError(f"clips run side by side must have equal lengths, got {sorted(lengths)}")
         results = [ClipResult(clip.clip_id, phase) for clip in clips]
+        outputs = self.outputs if phase == "eval" else []
         confusions = [ConfusionMatrix(self.num_classes) for _ in clips]
         labelled = [False] * len(clips)
         if hasattr(self.model, "reset_temporal"):
@@ -143,16 +149,19 @@ class ClipRunner:
             for i, (clip, frame) in enumerate(zip(clips, frames, strict=True)):
                 results[i].frames.append(FrameResult(index, frame.name, fraction, macs / len(frames) / 1e9,
                                                      1000 * seconds, policy_gmacs))
-                if not self.measure and self.frame_sink is None:
+                if not (self.measure or outputs):
                     continue
                 out_size = frame.label.shape if frame.label is not None else frame.image.shape[:2]
                 prediction = self._predict(logits[i : i + 1, :, : size[0], : size[1]], out_size)
                 if self.measure and frame.label is not None:
                     confusions[i].update(prediction, frame.label)
                     labelled[i] = True
-                if self.frame_sink is not None:
-                    self.frame_sink(clip, frame, prediction, None if grid is None else grid[i].cpu())
+                for output in outputs:
+                    output.add_frame(clip, frame, prediction, None if grid is None else grid[i].cpu())
             self.stage_seconds["metrics"] += time.perf_counter() - tick
+        for clip in clips:
+            for output in outputs:
+                output.finish_clip(clip)
         wall = time.perf_counter() - start
         for result, confusion, has_labels in zip(results, confusions, labelled, strict=True):
             result.num_frames = len(result.frames)

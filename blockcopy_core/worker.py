@@ -13,7 +13,7 @@ import torch
 
 from .models import build_swiftnet, fold_batchnorm
 from .runner import ClipRunner
-from .visualize import FrameWriter
+from .visualize import FrameWriter, PredictionWriter
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,8 @@ class WorkerConfig:
     res: int | None = None  # short side fed to the model; None keeps the frames' size
     measure: bool = True  # metrics and MAC counting (off in speed mode)
     workers: int = 0  # frames read ahead
-    output_dir: str | None = None
+    output_dir: str | None = None  # pictures and animations for people
+    predictions_dir: str | None = None  # Cityscapes-format labelId PNGs
     seed: int = 0
 
     @property
@@ -64,6 +65,16 @@ def build_model(config: WorkerConfig, state_dict: dict[str, torch.Tensor], devic
     return BlockCopyModel(model, config.block_settings)
 
 
+def outputs(config: WorkerConfig) -> list:
+    """Writers of pictures and prediction files the configuration asks for."""
+    writers = []
+    if config.output_dir:
+        writers.append(FrameWriter(config.output_dir))
+    if config.predictions_dir:
+        writers.append(PredictionWriter(config.predictions_dir))
+    return writers
+
+
 def build_runner(config: WorkerConfig, state_dict: dict[str, torch.Tensor]) -> ClipRunner:
     torch.manual_seed(config.seed)
     device = select_device(config.device)
@@ -71,5 +82,5 @@ def build_runner(config: WorkerConfig, state_dict: dict[str, torch.Tensor]) -> C
     model = build_model(config, state_dict, device, dtype)
     return ClipRunner(model, device, dtype, res=config.res, pad_multiple=config.pad_multiple,
                       measure=config.measure, workers=config.workers, channels_last=device.type == "cpu",
-                      frame_sink=FrameWriter(config.output_dir) if config.output_dir else None,
+                      outputs=outputs(config),
                       num_classes=config.num_classes)

@@ -63,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     out = parser.add_argument_group("output")
     out.add_argument("--report-dir", help="where summary.parquet goes; default runs/<run_id>")
-    out.add_argument("--output-dir", help="write colourised predictions of evaluation frames here")
+    out.add_argument("--output-dir", help="write per evaluated frame the input, the colourised prediction and the "
+                                          "execution grid, and an animated GIF per clip, here")
+    out.add_argument("--save-predictions", action="store_true",
+                     help="write Cityscapes-format labelId PNGs under REPORT_DIR/predictions/ (annotated frames of "
+                          "Cityscapes clips, every evaluated frame otherwise)")
     out.add_argument("--fast", action="store_true", help="speed mode: no metrics and no MAC counting")
     out.add_argument("--timings", action="store_true", help="print the time spent per stage")
     out.add_argument("--resume", action="store_true",

@@ -65,11 +65,12 @@ def initial_weights(args: argparse.Namespace) -> dict[str, torch.Tensor]:
     return model.state_dict()
 
 
-def worker_config(args: argparse.Namespace) -> WorkerConfig:
+def worker_config(args: argparse.Namespace, report_dir: str) -> WorkerConfig:
     return WorkerConfig(
         backbone=args.model_backbone, num_classes=args.block_num_classes, block_settings=block_settings(args),
         device=args.device, half=args.half, res=args.res if args.data != "synthetic" else None,
         measure=not args.fast, workers=args.workers, output_dir=args.output_dir, seed=args.seed,
+        predictions_dir=os.path.join(report_dir, "predictions") if args.save_predictions else None,
     )
 
 
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_clips = [clip for clip in eval_clips if clip.clip_id not in done]
     learns = args.block_policy == "rl_semseg"
     warmup_clips = make_clips(args, args.num_clips_warmup, warmup=True) if learns else []
-    config = worker_config(args)
+    config = worker_config(args, report_dir)
     run_config = {**vars(args), "run_id": run_id, "report_dir": report_dir, "worker": asdict(config)}
     writer = ReportWriter(report_dir, run_id, run_config)
 

@@ -74,12 +74,25 @@ def test_batch_of_clips_gives_the_same_result_as_one_by_one(tmp_path):
     assert batch["num_frames"] == single["num_frames"]
 
 
-def test_output_dir_gets_pictures(tmp_path):
-    evaluate.main([*TINY, "--num-clips-eval", "1", "--report-dir", str(tmp_path / "run"),
-                   "--output-dir", str(tmp_path / "out")])
-    assert len(list((tmp_path / "out").rglob("*_pred.png"))) == 3
-
 
 def test_demo_without_checkpoint_is_refused(tmp_path):
     with pytest.raises(SystemExit):
         evaluate.main(["--demo-dir", str(tmp_path)])
+
+
+@pytest.mark.parametrize("reader", ["pandas", "polars", "duckdb"])
+def test_report_tables_read_as_they_are(tmp_path, reader):
+    module = pytest.importorskip(reader)
+    evaluate.main([*TINY, "--report-dir", str(tmp_path)])
+    if reader == "pandas":
+        frames = module.read_parquet(tmp_path / "frames")
+        clips = module.read_parquet(tmp_path / "clips")
+        assert len(frames) == 6 and set(clips["status"]) == {"ok"}
+    elif reader == "polars":
+        clips = module.read_parquet(tmp_path / "clips" / "*.parquet")
+        assert clips.height == 2 and clips["confusion"].list.len().to_list() == [361, 361]
+    else:
+        query = f"SELECT count(*), sum(num_frames) FROM '{tmp_path}/clips/*.parquet'"
+        assert module.sql(query).fetchall() == [(2, 6)]
+        summary = module.sql(f"SELECT mean_iou FROM '{tmp_path}/summary.parquet'").fetchall()[0][0]
+        assert summary == pytest.approx(read_summary(tmp_path)["mean_iou"])
