@@ -36,7 +36,8 @@ CLIPS_SCHEMA = pa.schema([
 FRAMES_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("clip_id", pa.string()), ("phase", pa.string()), ("frame_index", pa.int32()),
     ("name", pa.string()), ("exec_fraction", pa.float64()), ("gmacs", pa.float64()),
-    ("policy_gmacs", pa.float64()), ("latency_ms", pa.float64()),
+    ("policy_gmacs", pa.float64()), ("latency_ms", pa.float64()), ("dense_agreement", pa.float64()),
+    ("dense_kl", pa.float64()),
 ])
 
 
@@ -97,11 +98,11 @@ class ReportWriter:
         frames = [{
             "run_id": self.run_id, "clip_id": r.clip_id, "phase": r.phase, "frame_index": f.frame_index,
             "name": f.name, "exec_fraction": f.exec_fraction, "gmacs": f.gmacs, "policy_gmacs": f.policy_gmacs,
-            "latency_ms": f.latency_ms,
+            "latency_ms": f.latency_ms, "dense_agreement": f.dense_agreement, "dense_kl": f.dense_kl,
         } for r in results for f in r.frames]
         part = f"part-{uuid.uuid4().hex}.parquet"
-        # Frames first: a clip row is the commit mark, so a crash in between leaves no half-recorded clip
-        # counted as done (its orphan frames are dropped on reading).
+        # Frames first: the clips part commits the batch, so a crash in between leaves no half-recorded clip
+        # counted as done (read_table ignores frames parts without their clips part).
         _write_atomically(pa.Table.from_pylist(frames, FRAMES_SCHEMA).replace_schema_metadata(self.metadata),
                           self.report_dir / "frames" / part)
         _write_atomically(pa.Table.from_pylist(clips, CLIPS_SCHEMA).replace_schema_metadata(self.metadata),
@@ -115,7 +116,9 @@ def read_table(report_dir: str | os.PathLike, name: str) -> pa.Table:
     """All part files of ``clips`` or ``frames`` in a run folder (an empty table when there are none)."""
     schema = {"clips": CLIPS_SCHEMA, "frames": FRAMES_SCHEMA}[name]
     folder = Path(report_dir) / name
-    parts = sorted(p for p in folder.glob("*.parquet")) if folder.is_dir() else []
+    parts = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    # A part's clip rows are written last and commit it: frames of a batch interrupted before that are ignored.
+    parts = [p for p in parts if (Path(report_dir) / "clips" / p.name).is_file()]
     if not parts:
         return schema.empty_table()
     return pa.concat_tables(pq.read_table(p, schema=schema) for p in parts)
@@ -144,6 +147,16 @@ def aggregate_clips(clips: pa.Table, num_classes: int = 19) -> tuple[dict, Confu
         "fps_per_actor": frames.sum() / compute_s if compute_s > 0 else float("nan"),
     }
     return figures, confusion
+
+
+def aggregate_audit(frames: pa.Table) -> dict:
+    """Means of the fidelity audit over the audited evaluation frames (NaN when none was audited)."""
+    rows = [r for r in frames.to_pylist() if r["phase"] == "eval" and not np.isnan(r["dense_agreement"])]
+    return {
+        "num_frames_audited": len(rows),
+        "dense_agreement": float(np.mean([r["dense_agreement"] for r in rows])) if rows else float("nan"),
+        "dense_kl": float(np.mean([r["dense_kl"] for r in rows])) if rows else float("nan"),
+    }
 
 
 def write_summary(report_dir: str | os.PathLike, row: dict, config: dict) -> Path:

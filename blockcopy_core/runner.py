@@ -7,6 +7,7 @@ confusion matrix. It knows nothing of Ray.
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
 from collections import defaultdict
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .audit import dense_fidelity
 from .data import Clip, Frame, iter_frames
 from .data.transforms import normalize, pad_to_multiple, resize_image, target_size
 from .macs import count_macs
@@ -33,6 +35,8 @@ class FrameResult:
     gmacs: float
     latency_ms: float
     policy_gmacs: float = 0.0
+    dense_agreement: float = math.nan  # audited frames only (see --audit-every)
+    dense_kl: float = math.nan
 
 
 @dataclass
@@ -85,7 +89,7 @@ class ClipRunner:
     def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
                  dtype: torch.dtype = torch.float32, res: int | None = None, pad_multiple: int = 32,
                  measure: bool = True, workers: int = 0, channels_last: bool = False,
-                 outputs: Sequence[FrameOutput] = (), num_classes: int = 19):
+                 outputs: Sequence[FrameOutput] = (), num_classes: int = 19, audit_every: int = 0):
         self.model = model
         self.device = device
         self.dtype = dtype
@@ -95,6 +99,9 @@ class ClipRunner:
         self.workers = workers
         self.channels_last = channels_last
         self.outputs = list(outputs)
+        self.audit_every = audit_every
+        # The dense model the audit compares with: a BlockCopy wrapper's base model, or the model itself.
+        self.dense_model = getattr(model, "base_model", model)
         self.num_classes = num_classes
         self.stage_seconds: dict[str, float] = defaultdict(float)  # since the current batch started
         self._looped_frames: list[Frame] | None = None
@@ -142,13 +149,20 @@ class ClipRunner:
             logits, macs, seconds = self._forward(batch)
             compute += seconds
             grid = getattr(self.model, "last_grid", None)
-            fraction = float(getattr(self.model, "last_exec_fraction", 1.0))
+            fractions = getattr(self.model, "last_execution_fractions", None)
             policy_gmacs = float(getattr(self.model, "last_policy_macs", 0)) / 1e9 / len(frames)
 
+            audited = phase == "eval" and self.audit_every > 0 and index % self.audit_every == 0
+            if audited:
+                tick = time.perf_counter()
+                agreement, kl = self._audit(batch, logits, size)
+                self.stage_seconds["audit"] += time.perf_counter() - tick
             tick = time.perf_counter()
             for i, (clip, frame) in enumerate(zip(clips, frames, strict=True)):
-                results[i].frames.append(FrameResult(index, frame.name, fraction, macs / len(frames) / 1e9,
-                                                     1000 * seconds, policy_gmacs))
+                results[i].frames.append(FrameResult(
+                    index, frame.name, 1.0 if fractions is None else float(fractions[i]), macs / len(frames) / 1e9,
+                    1000 * seconds, policy_gmacs,
+                    float(agreement[i]) if audited else math.nan, float(kl[i]) if audited else math.nan))
                 if not (self.measure or outputs):
                     continue
                 out_size = frame.label.shape if frame.label is not None else frame.image.shape[:2]
@@ -199,6 +213,13 @@ class ClipRunner:
         seconds = time.perf_counter() - tick
         self.stage_seconds["model"] += seconds
         return logits, macs, seconds
+
+    @torch.inference_mode()
+    def _audit(self, batch: torch.Tensor, logits: torch.Tensor,
+               size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the dense model on the same input (not timed, not counted) and compare the outputs."""
+        dense = self.dense_model(batch)
+        return dense_fidelity(dense[..., : size[0], : size[1]], logits[..., : size[0], : size[1]])
 
     @staticmethod
     def _predict(logits: torch.Tensor, size: tuple[int, int]) -> np.ndarray:

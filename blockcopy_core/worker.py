@@ -29,6 +29,7 @@ class WorkerConfig:
     output_dir: str | None = None  # pictures and animations for people
     predictions_dir: str | None = None  # Cityscapes-format labelId PNGs
     seed: int = 0
+    audit_every: int = 0  # compare with the dense model every K-th evaluated frame (0: never)
 
     @property
     def policy(self) -> str:
@@ -82,5 +83,5 @@ def build_runner(config: WorkerConfig, state_dict: dict[str, torch.Tensor]) -> C
     model = build_model(config, state_dict, device, dtype)
     return ClipRunner(model, device, dtype, res=config.res, pad_multiple=config.pad_multiple,
                       measure=config.measure, workers=config.workers, channels_last=device.type == "cpu",
-                      outputs=outputs(config),
+                      outputs=outputs(config), audit_every=config.audit_every,
                       num_classes=config.num_classes)

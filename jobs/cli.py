@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--save-predictions", action="store_true",
                      help="write Cityscapes-format labelId PNGs under REPORT_DIR/predictions/ (annotated frames of "
                           "Cityscapes clips, every evaluated frame otherwise)")
+    out.add_argument("--audit-every", type=int, default=0, metavar="K",
+                     help="also run the dense model on every K-th evaluated frame (not timed, not counted) and "
+                          "record how far BlockCopy's output is from it: dense_agreement, dense_kl (0: off)")
     out.add_argument("--fast", action="store_true", help="speed mode: no metrics and no MAC counting")
     out.add_argument("--timings", action="store_true", help="print the time spent per stage")
     out.add_argument("--resume", action="store_true",
@@ -106,6 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--model-checkpoint and --random-weights exclude each other")
     if args.data != "synthetic" and not (args.model_checkpoint or args.random_weights):
         parser.error(f"--data {args.data} needs --model-checkpoint (or --random-weights to run untrained)")
+    if args.audit_every < 0:
+        parser.error("--audit-every must be 0 (off) or positive")
     for flag in ("clip_length", "batch_size", "block_size", "block_train_interval"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1")

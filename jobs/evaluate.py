@@ -29,6 +29,7 @@ from blockcopy_core.models import build_swiftnet, load_checkpoint
 from blockcopy_core.reports import (
     CLIPS_SCHEMA,
     ReportWriter,
+    aggregate_audit,
     aggregate_clips,
     git_commit,
     library_versions,
@@ -71,6 +72,7 @@ def worker_config(args: argparse.Namespace, report_dir: str) -> WorkerConfig:
         device=args.device, half=args.half, res=args.res if args.data != "synthetic" else None,
         measure=not args.fast, workers=args.workers, output_dir=args.output_dir, seed=args.seed,
         predictions_dir=os.path.join(report_dir, "predictions") if args.save_predictions else None,
+        audit_every=args.audit_every,
     )
 
 
@@ -160,10 +162,13 @@ def main(argv: list[str] | None = None) -> int:
 
     clips = read_table(report_dir, "clips")
     figures, confusion = aggregate_clips(clips, args.block_num_classes)
+    audit = aggregate_audit(read_table(report_dir, "frames"))
+    # The audit's dense passes are not part of the timed run: take their time (spread over actors) out.
+    wall_s -= timings.get("audit", 0.0) / executor.num_actors
     summary = {
         "run_id": run_id, "policy": args.block_policy, "backbone": args.model_backbone,
         "block_size": args.block_size, "block_target": args.block_target,
-        **figures,
+        **figures, **audit,
         "fps": frames_this_session / wall_s if wall_s > 0 else float("nan"),
         "num_actors": executor.num_actors, "wall_s": wall_s, "data": args.data,
         "checkpoint": args.model_checkpoint or "", "git_commit": git_commit(),
@@ -183,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     log.info("Computational cost (avg per img): %.3f GMACs", summary["gmacs_per_frame"])
     log.info("Average FPS: %.2f", summary["fps"])
     log.info("FPS per actor (model time only): %.2f", summary["fps_per_actor"])
+    if audit["num_frames_audited"]:
+        log.info("Agreement with the dense model: %.2f%% of pixels, mean KL %.4f nats (%d audited frames)",
+                 100 * audit["dense_agreement"], audit["dense_kl"], audit["num_frames_audited"])
     if args.timings:
         for stage, seconds in timings.most_common():
             log.info("time in %-8s %9.2f s (summed over actors)", stage, seconds)

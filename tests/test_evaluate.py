@@ -9,7 +9,7 @@ from blockcopy_core.data import build_clips, iter_frames
 from blockcopy_core.data.synthetic import export_demo
 from blockcopy_core.metrics import ConfusionMatrix
 from blockcopy_core.models import build_swiftnet, fold_batchnorm
-from blockcopy_core.reports import read_summary
+from blockcopy_core.reports import read_summary, read_table
 from jobs import evaluate
 
 TINY = ["--executor", "inline", "--res", "64", "--clip-length", "3", "--num-clips-eval", "2", "--workers", "1",
@@ -96,3 +96,13 @@ def test_report_tables_read_as_they_are(tmp_path, reader):
         assert module.sql(query).fetchall() == [(2, 6)]
         summary = module.sql(f"SELECT mean_iou FROM '{tmp_path}/summary.parquet'").fetchall()[0][0]
         assert summary == pytest.approx(read_summary(tmp_path)["mean_iou"])
+
+
+def test_audit_of_the_static_model_agrees_fully(tmp_path):
+    evaluate.main([*TINY, "--report-dir", str(tmp_path), "--audit-every", "2"])
+    frames = read_table(tmp_path, "frames").to_pylist()
+    audited = [f for f in frames if not np.isnan(f["dense_agreement"])]
+    assert sorted(f["frame_index"] for f in audited) == [0, 0, 2, 2]
+    assert all(f["dense_agreement"] == 1.0 and f["dense_kl"] == pytest.approx(0.0, abs=1e-6) for f in audited)
+    summary = read_summary(tmp_path)
+    assert summary["num_frames_audited"] == 4 and summary["dense_agreement"] == 1.0
