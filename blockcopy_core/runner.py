@@ -110,6 +110,17 @@ class ClipRunner:
         """Keep ``clip``'s frames in memory and feed them for every later clip (``--single-clip-loop``)."""
         self._looped_frames = list(iter_frames(clip))
 
+    def policy_state(self) -> bytes | None:
+        """The learned policy's state (network, optimiser, statistics), or None for fixed policies."""
+        save = getattr(self.model, "policy_state", None)
+        return save() if save is not None else None
+
+    def load_policy_state(self, state: bytes) -> None:
+        load = getattr(self.model, "load_policy_state", None)
+        if load is None:
+            raise ValueError("this policy has no state to load: only rl_semseg learns")
+        load(state)
+
     def run(self, clips: list[Clip], phase: str) -> list[ClipResult]:
         """Run clips side by side; if one fails, record it and re-run the others on their own."""
         try:
@@ -199,7 +210,7 @@ class ClipRunner:
         batch = batch.to(self.device, self.dtype).contiguous(memory_format=memory_format)
         return batch, original
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: BlockCopy keeps state tensors across frames and trains its policy
     def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, int, float]:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -214,7 +225,7 @@ class ClipRunner:
         self.stage_seconds["model"] += seconds
         return logits, macs, seconds
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: BlockCopy keeps state tensors across frames and trains its policy
     def _audit(self, batch: torch.Tensor, logits: torch.Tensor,
                size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the dense model on the same input (not timed, not counted) and compare the outputs."""

@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     block.add_argument("--block-optim-wd", type=float, default=1e-3)
     block.add_argument("--block-optim-momentum", type=float, default=0.0)
     block.add_argument("--block-cost-momentum", type=float, default=0.9)
-    block.add_argument("--block-policy-verbose", action="store_true")
+    block.add_argument("--block-policy-verbose", action="store_true", help="print the policy's statistics per frame")
+    block.add_argument("--policy-checkpoint", metavar="PATH",
+                       help="rl_semseg: load this policy state before warm-up when the file exists (then a short or "
+                            "no warm-up suffices); the final state is always written to REPORT_DIR/policy.pt")
 
     out = parser.add_argument_group("output")
     out.add_argument("--report-dir", help="where summary.parquet goes; default runs/<run_id>")

@@ -20,6 +20,7 @@ import uuid
 from collections import Counter
 from dataclasses import asdict
 from datetime import datetime, timezone
+from pathlib import Path
 
 import torch
 
@@ -45,6 +46,7 @@ log = logging.getLogger("blockcopy")
 SYNTHETIC_DEFAULT_RES = 512
 SYNTHETIC_DEFAULT_EVAL_CLIPS = 8
 SYNTHETIC_WARMUP_OFFSET = 100_000  # warm-up clips never overlap evaluation clips
+POLICY_FILE = "policy.pt"
 LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray treats the machine as a single local node
 
 
@@ -140,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
              run_id, args.model_backbone, args.block_policy, args.data, len(warmup_clips), len(eval_clips),
              executor.num_actors, report_dir)
     try:
+        if learns and args.policy_checkpoint and os.path.isfile(args.policy_checkpoint):
+            executor.load_policy_state(Path(args.policy_checkpoint).read_bytes())
+            log.info("policy state loaded from %s", args.policy_checkpoint)
         if warmup_clips:
             with Progress("warmup", len(warmup_clips)) as progress:
                 executor.run_phase(batches(warmup_clips, args.batch_size), "warmup", progress.add)
@@ -157,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
             executor.run_phase(batches(eval_clips, args.batch_size), "eval", record)
         wall_s = time.perf_counter() - start
         frames_this_session = progress.frames
+        policy_state = executor.policy_state()
+        if policy_state is not None:
+            Path(report_dir).mkdir(parents=True, exist_ok=True)
+            Path(report_dir, POLICY_FILE).write_bytes(policy_state)
+            log.info("policy state written to %s", Path(report_dir, POLICY_FILE))
     finally:
         executor.close()
 

@@ -34,5 +34,11 @@ class InlineExecutor:
     def loop_first_clip(self, clip: Clip) -> None:
         self.runner.loop_first_clip(clip)
 
+    def policy_state(self) -> bytes | None:
+        return self.runner.policy_state()
+
+    def load_policy_state(self, state: bytes) -> None:
+        self.runner.load_policy_state(state)
+
     def close(self) -> None:
         pass

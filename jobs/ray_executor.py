@@ -49,13 +49,11 @@ class ClipWorker:
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""), "gpu_ids": ray.get_gpu_ids(),
                 "threads": torch.get_num_threads()}
 
-    def policy_state(self):
-        model = self.runner.model
-        return model.policy_state() if hasattr(model, "policy_state") else None
+    def policy_state(self) -> bytes | None:
+        return self.runner.policy_state()
 
-    def load_policy_state(self, state) -> None:
-        if state is not None:
-            self.runner.model.load_policy_state(state)
+    def load_policy_state(self, state: bytes) -> None:
+        self.runner.load_policy_state(state)
 
     def loop_first_clip(self, clip: Clip) -> None:
         self.runner.loop_first_clip(clip)
@@ -109,8 +107,16 @@ class RayExecutor:
     def _warm_up(self, batches: list[list[Clip]], on_results: Callable[[list[ClipResult]], None]) -> None:
         """One actor learns the policy on all warm-up clips; every actor then starts from its state."""
         self._dispatch(batches, "warmup", self.actors[:1], on_results)
-        state = ray.get(self.actors[0].policy_state.remote())
-        ray.get([actor.load_policy_state.remote(state) for actor in self.actors[1:]])
+        state = self.policy_state()
+        if state is not None:
+            ray.get([actor.load_policy_state.remote(state) for actor in self.actors[1:]])
+
+    def policy_state(self) -> bytes | None:
+        """The first actor's policy state (after evaluation every actor has learned on its own clips)."""
+        return ray.get(self.actors[0].policy_state.remote())
+
+    def load_policy_state(self, state: bytes) -> None:
+        ray.get([actor.load_policy_state.remote(state) for actor in self.actors])
 
     def _dispatch(self, batches: list[list[Clip]], phase: str, actors: list,
                   on_results: Callable[[list[ClipResult]], None]) -> None:
