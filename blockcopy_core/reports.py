@@ -8,6 +8,7 @@ summary's ``config`` column and in every file's key-value metadata.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
@@ -150,12 +151,16 @@ def aggregate_clips(clips: pa.Table, num_classes: int = 19) -> tuple[dict, Confu
 
 
 def aggregate_audit(frames: pa.Table) -> dict:
-    """Means of the fidelity audit over the audited evaluation frames (NaN when none was audited)."""
-    rows = [r for r in frames.to_pylist() if r["phase"] == "eval" and not np.isnan(r["dense_agreement"])]
+    """Means of the fidelity audit over the audited evaluation frames (NaN when none was audited).
+
+    Frames written without an audit hold NaN, and parts from before the audit columns existed read as null.
+    """
+    rows = [r for r in frames.to_pylist() if r["phase"] == "eval" and r["dense_agreement"] is not None
+            and not math.isnan(r["dense_agreement"])]
     return {
         "num_frames_audited": len(rows),
-        "dense_agreement": float(np.mean([r["dense_agreement"] for r in rows])) if rows else float("nan"),
-        "dense_kl": float(np.mean([r["dense_kl"] for r in rows])) if rows else float("nan"),
+        "dense_agreement": float(np.mean([r["dense_agreement"] for r in rows])) if rows else math.nan,
+        "dense_kl": float(np.mean([r["dense_kl"] for r in rows])) if rows else math.nan,
     }
 
 

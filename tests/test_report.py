@@ -1,0 +1,286 @@
+"""jobs.report on fabricated run folders (written with the job's own ReportWriter) and one tiny real run."""
+
+import csv
+import io
+import json
+import math
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from blockcopy_core.analysis import pareto_front
+from blockcopy_core.constants import CLASS_NAMES
+from blockcopy_core.metrics import ConfusionMatrix
+from blockcopy_core.reports import ReportWriter, aggregate_clips, read_table
+from blockcopy_core.runner import ClipResult, FrameResult
+from jobs import evaluate, report
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DOCS = Path(__file__).parents[1] / "docs" / "reports.md"
+
+
+def fake_run(folder, policy="rl_semseg", seed=0, exec_fraction=0.5, gmacs=10.0, fps=20.0, num_clips=3,
+             failed=(), finished=True, audit=None):
+    """A run folder as jobs.evaluate writes it: 2-frame clips whose predictions are labels with noise."""
+    rng = np.random.default_rng(seed)
+    config = {"run_id": folder.name, "block_policy": policy, "model_backbone": "resnet18", "block_size": 64,
+              "block_target": 0.4, "data": "synthetic", "model_checkpoint": None}
+    writer = ReportWriter(folder, folder.name, config)
+    for c in range(num_clips):
+        clip_id = f"clip{c}"
+        if clip_id in failed:
+            writer.append([ClipResult(clip_id, "eval", status="failed", error=f"OSError: cannot read {clip_id}.png")])
+            continue
+        confusion = ConfusionMatrix()
+        label = rng.integers(0, 19, size=(16, 32))
+        prediction = np.where(rng.random(label.shape) < 0.3 + 0.1 * c, label, rng.integers(0, 19, label.shape))
+        confusion.update(prediction, label)
+        fractions = [1.0, min(1.0, exec_fraction * (0.5 + 0.5 * c))]
+        frames = [FrameResult(i, f"{clip_id}/{i}", f, gmacs * f, 50.0, 0.01,
+                              dense_agreement=audit if audit is not None and i == 1 else math.nan,
+                              dense_kl=0.1 if audit is not None and i == 1 else math.nan)
+                  for i, f in enumerate(fractions)]
+        writer.append([ClipResult(clip_id, "eval", num_frames=2, wall_s=0.2, compute_s=0.1, actor="a0",
+                                  height=16, width=32, confusion=confusion.to_flat(), frames=frames)])
+    writer.append([ClipResult("warm0", "warmup", num_frames=1, height=16, width=32,
+                              frames=[FrameResult(0, "w", 1.0, gmacs, 1.0)])])
+    if finished:
+        figures, _ = aggregate_clips(read_table(folder, "clips"))
+        audit_figures = {"dense_agreement": audit, "dense_kl": 0.1} if audit is not None else {}
+        writer.write_summary({"run_id": folder.name, "policy": policy, "backbone": "resnet18", "block_size": 64,
+                              "block_target": 0.4, **figures, **audit_figures, "fps": fps, "num_actors": 1},
+                             config)
+    return folder
+
+
+def run_report(capsys, *argv):
+    code = report.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def as_json(capsys, *argv):
+    code, out, err = run_report(capsys, *argv, "--format", "json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def recomputed(folder):
+    """mIoU, frame-weighted GMACs and execution fraction straight from the Parquet files."""
+    clips = pq.read_table(folder / "clips").to_pandas()
+    frames = pq.read_table(folder / "frames").to_pandas()
+    ok = clips[(clips.phase == "eval") & (clips.status == "ok")]
+    frames = frames[frames.clip_id.isin(ok.clip_id) & (frames.phase == "eval")]
+    confusion = np.sum([np.asarray(c).reshape(19, 19) for c in ok.confusion], axis=0)
+    matrix = ConfusionMatrix.from_flat(confusion.ravel())
+    return matrix, frames.gmacs.mean(), frames.exec_fraction.mean()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return {
+        "dense": fake_run(root / "dense", policy="static", seed=1, exec_fraction=1.0, gmacs=10.0, fps=10.0),
+        "half": fake_run(root / "half", seed=2, exec_fraction=0.5, gmacs=10.0, fps=16.0, audit=0.9),
+        "cheap": fake_run(root / "cheap", seed=3, exec_fraction=0.2, gmacs=10.0, fps=25.0, failed=("clip1",)),
+        "live": fake_run(root / "live", seed=4, num_clips=2, finished=False, audit=0.8),
+    }
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("real") / "static"
+    evaluate.main(["--executor", "inline", "--res", "64", "--clip-length", "2", "--num-clips-eval", "2",
+                   "--workers", "0", "--report-dir", str(folder)])
+    return folder
+
+
+def test_figures_equal_those_recomputed_from_parquet(capsys, runs, real_run):
+    folders = [runs["dense"], runs["half"], runs["cheap"], real_run]
+    rows = as_json(capsys, *folders)["runs"]
+    assert [r["run"] for r in rows] == ["dense", "half", "cheap", "static"]
+    for row, folder in zip(rows, folders):
+        matrix, gmacs, fraction = recomputed(folder)
+        summary = pq.read_table(folder / "summary.parquet").to_pylist()[0]
+        assert row["mean_iou"] == pytest.approx(matrix.mean_iou())
+        assert row["gmacs_per_frame"] == pytest.approx(gmacs)
+        assert row["exec_fraction"] == pytest.approx(fraction)
+        assert row["fps"] == pytest.approx(summary["fps"])
+        assert row["frames"] == summary["num_frames"]
+    dense, half, cheap, real = rows
+    assert (dense["policy"], dense["block_size"], dense["block_target"]) == ("static", None, None)
+    assert (half["block_size"], half["block_target"], half["resolution"]) == (64, 0.4, "16x32")
+    assert (cheap["status"], cheap["clips_ok"], cheap["clips_failed"]) == ("partly failed", 2, 1)
+    assert real["status"] == "complete" and real["resolution"] == "64x128" and real["exec_fraction"] == 1.0
+
+
+def test_baseline_differences(capsys, runs):
+    rows = as_json(capsys, runs["half"], runs["cheap"], "--baseline", runs["dense"])["runs"]
+    assert [r["run"] for r in rows] == ["dense", "half", "cheap"]  # the baseline comes first
+    base = rows[0]
+    assert (base["delta_miou"], base["gmacs_ratio"], base["fps_ratio"]) == (0.0, 1.0, 1.0)
+    for row in rows[1:]:
+        assert row["delta_miou"] == pytest.approx(row["mean_iou"] - base["mean_iou"])
+        assert row["gmacs_ratio"] == pytest.approx(row["gmacs_per_frame"] / base["gmacs_per_frame"])
+        assert row["fps_ratio"] == pytest.approx(row["fps"] / base["fps"])
+    assert rows[2]["fps_ratio"] == pytest.approx(2.5) and rows[1]["gmacs_ratio"] < 1
+    listed = as_json(capsys, runs["half"], runs["dense"], runs["half"], "--baseline", runs["dense"])["runs"]
+    assert [r["run"] for r in listed] == ["dense", "half"]  # each folder once
+
+
+def test_per_class_ious_side_by_side(capsys, runs):
+    rows = as_json(capsys, runs["dense"], runs["half"], "--per-class")["per_class"]
+    assert [r["class"] for r in rows] == [*CLASS_NAMES, "mIoU"]
+    for name in ("dense", "half"):
+        matrix, _, _ = recomputed(runs[name])
+        assert [r[name] for r in rows[:-1]] == pytest.approx(matrix.iou().tolist())
+        assert rows[-1][name] == pytest.approx(matrix.mean_iou())
+    code, out, _ = run_report(capsys, runs["dense"], runs["half"], "--per-class")
+    line = next(line for line in out.splitlines() if line.startswith("traffic light"))
+    assert line.split()[-2:] == [f"{rows[6]['dense']:.2f}", f"{rows[6]['half']:.2f}"]
+
+
+def clip_mious(folder):
+    clips = pq.read_table(folder / "clips").to_pylist()
+    return {c["clip_id"]: ConfusionMatrix.from_flat(c["confusion"]).mean_iou() for c in clips
+            if c["phase"] == "eval" and c["status"] == "ok"}
+
+
+def test_worst_clips_by_iou_and_by_execution_fraction(capsys, runs):
+    rows = as_json(capsys, runs["half"], runs["cheap"], "--clips", "iou", "--limit", "2")["clips"]
+    for name in ("half", "cheap"):
+        mious = clip_mious(runs[name])
+        mine = [r for r in rows if r["run"] == name]
+        assert [r["clip_id"] for r in mine] == sorted(mious, key=mious.get)[:2]
+        assert [r["mean_iou"] for r in mine] == pytest.approx(sorted(mious.values())[:2])
+    assert "clip1" not in [r["clip_id"] for r in rows if r["run"] == "cheap"]  # failed: no IoU
+    rows = as_json(capsys, runs["half"], "--clips", "exec", "--limit", "1")["clips"]
+    assert [(r["clip_id"], r["exec_fraction"]) for r in rows] == [("clip2", pytest.approx((1.0 + 0.75) / 2))]
+
+
+def test_every_format(capsys, runs):
+    argv = [runs["dense"], runs["half"], "--per-class", "--clips", "iou", "--limit", "1"]
+    code, out, _ = run_report(capsys, *argv, "--format", "csv")
+    assert code == 0
+    tables = [[]]
+    for row in csv.reader(io.StringIO(out)):
+        if row:
+            tables[-1].append(row)
+        else:
+            tables.append([])
+    runs_table, per_class, clips = tables
+    assert runs_table[0][:3] == ["run", "status", "policy"] and len(runs_table) == 3
+    assert float(runs_table[2][runs_table[0].index("fps")]) == 16.0
+    assert per_class[0] == ["class", "dense", "half"] and len(per_class) == 21
+    assert clips[0][:2] == ["run", "clip_id"] and len(clips) == 3
+
+    document = as_json(capsys, *argv)
+    assert set(document) == {"runs", "per_class", "clips", "notes"}
+
+    code, out, _ = run_report(capsys, *argv, "--format", "markdown")
+    assert out.count("### ") == 3
+    header = next(line for line in out.splitlines() if line.startswith("| run |"))
+    assert header.count("|") == next(line for line in out.splitlines() if line.startswith("| half |")).count("|")
+
+    code, out, _ = run_report(capsys, *argv)
+    assert code == 0 and "GMACs/frame" in out and "traffic sign" in out
+
+
+
+def test_numbers_shown_rounded():
+    difference, plain = report.Column("d", "+.2f"), report.Column("p", ".2f", 100.0)
+    assert [report._display(difference, v) for v in (-0.001, 0.004, -1.5, math.nan)] == ["+0.00", "+0.00", "-1.50", "-"]
+    assert [report._display(plain, v) for v in (-0.00001, 0.5, None)] == ["0.00", "50.00", "-"]
+
+
+def test_audit_columns_shown_only_when_recorded(capsys, runs):
+    assert "dense_agreement" not in as_json(capsys, runs["dense"])["runs"][0]
+    rows = as_json(capsys, runs["dense"], runs["half"], runs["live"])["runs"]
+    assert rows[0]["dense_agreement"] is None
+    assert (rows[1]["dense_agreement"], rows[1]["dense_kl"]) == (pytest.approx(0.9), pytest.approx(0.1))
+    assert rows[2]["dense_agreement"] == pytest.approx(0.8)  # recomputed from the frame rows
+    assert "dense agree %" in run_report(capsys, runs["half"])[1]
+
+
+def test_run_without_summary_is_reported_as_incomplete(capsys, runs):
+    document = as_json(capsys, runs["live"])
+    row = document["runs"][0]
+    matrix, gmacs, fraction = recomputed(runs["live"])
+    assert (row["status"], row["fps"], row["policy"], row["clips_ok"]) == ("incomplete", None, "rl_semseg", 2)
+    assert row["mean_iou"] == pytest.approx(matrix.mean_iou())
+    assert row["gmacs_per_frame"] == pytest.approx(gmacs) and row["exec_fraction"] == pytest.approx(fraction)
+    assert "in progress or interrupted" in document["notes"][0]
+    code, out, _ = run_report(capsys, runs["live"])
+    assert code == 0 and "incomplete" in out and "FPS unknown" in out
+
+
+def test_failed_clips_are_named_with_their_error(capsys, runs, tmp_path):
+    code, out, _ = run_report(capsys, runs["cheap"])
+    assert "partly failed" in out and "clip clip1 failed: OSError: cannot read clip1.png" in out
+    failed = [f"clip{c}" for c in range(7)]
+    document = as_json(capsys, fake_run(tmp_path / "broken", num_clips=7, failed=failed))
+    assert document["runs"][0]["clips_failed"] == 7 and document["runs"][0]["mean_iou"] is None
+    assert len(document["notes"]) == 6 and "and 2 more failed clips" in document["notes"][-1]
+
+
+@pytest.mark.parametrize("make", ["missing", "empty", "file"])
+def test_a_folder_that_is_not_a_run_is_refused(capsys, runs, tmp_path, make):
+    target = tmp_path / "not_a_run"
+    if make == "empty":
+        target.mkdir()
+    elif make == "file":
+        target.write_text("hello")
+    code, out, err = run_report(capsys, runs["dense"], target)
+    assert code == 2 and out == ""
+    assert str(target) in err and "not a run folder" in err and "Traceback" not in err
+
+
+def test_unreadable_report_is_refused(capsys, tmp_path):
+    (tmp_path / "broken" / "clips").mkdir(parents=True)
+    (tmp_path / "broken" / "clips" / "part-0.parquet").write_bytes(b"not parquet")
+    code, _, err = run_report(capsys, tmp_path / "broken")
+    assert code == 2 and "broken" in err and "cannot read" in err
+
+
+def test_plots_are_written(capsys, runs, tmp_path):
+    pytest.importorskip("matplotlib")
+    code, _, err = run_report(capsys, *runs.values(), "--plot", tmp_path / "runs.png",
+                              "--plot-clips", tmp_path / "clips.png")
+    assert code == 0, err
+    for name in ("runs.png", "clips.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000
+
+
+def test_missing_matplotlib_is_said_clearly(capsys, runs, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    code, _, err = run_report(capsys, runs["dense"], "--plot", tmp_path / "p.png")
+    assert code == 2 and "matplotlib" in err and "pip install" in err
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_pareto_front():
+    points = [(10.0, 70.0), (5.0, 65.0), (6.0, 60.0), (5.0, 64.0), (12.0, 70.0), (3.0, math.nan), (20.0, 75.0)]
+    assert pareto_front(points) == [1, 0, 6]
+    assert pareto_front([]) == []
+
+
+def test_docs_recipes_run(capsys, runs, tmp_path, monkeypatch):
+    for reader in ("pandas", "polars", "duckdb"):
+        pytest.importorskip(reader)
+    for name in ("dense", "half"):
+        shutil.copytree(runs[name], tmp_path / "runs" / name)
+    monkeypatch.chdir(tmp_path)
+    recipes = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
+    assert len(recipes) == 3
+    for recipe in recipes:
+        exec(recipe.replace("runs/RUN/", "runs/dense/"), {})
+    out = capsys.readouterr().out
+    matrix, _, _ = recomputed(runs["dense"])
+    assert str(matrix.mean_iou()) in out  # the pandas recipe's mIoU, recomputed from the clips
+    assert "half" in out and "rl_semseg" in out
