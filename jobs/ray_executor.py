@@ -59,23 +59,29 @@ class ClipWorker:
         self.runner.loop_first_clip(clip)
 
 
-def connect(address: str | None, num_cpus: int | None = None) -> None:
-    """Join the cluster at ``address`` (or ``RAY_ADDRESS``); with neither, start a local one on 127.0.0.1."""
+def connect(address: str | None, num_cpus: int | None = None) -> bool:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``); with neither, start a local one on 127.0.0.1.
+
+    Returns whether this call connected (and so should disconnect at the end); False when Ray was already up.
+    """
     if ray.is_initialized():
-        return
+        return False
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
         ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=num_cpus, log_to_driver=True)
+    return True
 
 
 class RayExecutor:
     """Creates the actors, dispatches batches of clips dynamically and collects the results."""
 
     def __init__(self, config: WorkerConfig, weights: dict[str, torch.Tensor], *, num_actors: int | None = None,
-                 cpus_per_actor: float = 2, gpus_per_actor: float = 1, max_restarts: int = 3):
+                 cpus_per_actor: float = 2, gpus_per_actor: float = 1, max_restarts: int = 3,
+                 disconnect_on_close: bool = False):
         self.measure = config.measure
+        self.disconnect_on_close = disconnect_on_close
         resources = ray.cluster_resources()
         if config.device != "cpu" and resources.get("GPU", 0) >= gpus_per_actor:
             count = num_actors or int(resources["GPU"] // gpus_per_actor)
@@ -148,3 +154,5 @@ class RayExecutor:
     def close(self) -> None:
         for actor in self.actors:
             ray.kill(actor)
+        if self.disconnect_on_close:
+            ray.shutdown()  # the local instance this job started goes with it

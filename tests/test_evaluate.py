@@ -57,8 +57,8 @@ def test_corrupt_demo_frame_fails_its_clip_only(tmp_path, capsys):
     export_demo(tmp_path / "demo", clips)
     frames = sorted((tmp_path / "demo").rglob("*.png"))
     frames[1].write_bytes(b"not a png")
-    code = evaluate.main(["--demo-dir", str(tmp_path / "demo"), "--random-weights", "--clip-length", "2",
-                          "--report-dir", str(tmp_path / "run"), "--workers", "0"])
+    code = evaluate.main(["--executor", "inline", "--demo-dir", str(tmp_path / "demo"), "--random-weights",
+                          "--clip-length", "2", "--report-dir", str(tmp_path / "run"), "--workers", "0"])
     out = capsys.readouterr().out
     assert code == 1
     assert frames[1].name in out

@@ -1,0 +1,106 @@
+"""BlockSparseEngine: run an unchanged model on the executed blocks of each frame, keeping one frame of state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils._pytree import tree_flatten, tree_unflatten
+
+from . import ops
+from .geometry import BlockLayout, grid_shape
+from .interceptor import BLOCK, BlockMode
+from .state import TemporalState
+
+
+class BlockSparseEngine:
+    """Block-sparse, temporally stateful execution of ``model`` (an nn.Module mapping N x C x H x W frames to
+    N x K x H' x W' maps, or a tuple / dict of them, built from ops the engine supports).
+
+    Call it once per frame of a clip with the frame batch and a bool execution grid N x gh x gw; non-executed
+    blocks of every output are bitwise copies of the previous output. The first frame after ``reset()`` must
+    execute every block. A frame where every block executes runs densely (exactly the plain model) and
+    refreshes the state by reference; ``dense_when_full=False`` runs it block by block instead (for tests).
+    """
+
+    def __init__(self, model: nn.Module, block_size: int, dense_when_full: bool = True):
+        self.model = model
+        self.block_size = block_size
+        self.dense_when_full = dense_when_full
+        self.state = TemporalState()
+
+    def reset(self) -> None:
+        """Forget the clip: the next frame must execute every block."""
+        self.state.clear()
+
+    def grid_shape(self, frames: Tensor) -> tuple[int, int]:
+        return grid_shape(tuple(frames.shape[-2:]), self.block_size)
+
+    def __call__(self, frames: Tensor, grid: Tensor) -> Any:
+        layout = self._layout(frames, grid)
+        with torch.no_grad():
+            if self.state.empty or (layout.all_executed and self.dense_when_full):
+                return self._dense_frame(frames, layout)
+            if layout.num_exec == 0:
+                return tree_unflatten(self.state.outputs, self.state.output_spec)
+            return self._sparse_frame(frames, layout)
+
+    def _layout(self, frames: Tensor, grid: Tensor) -> BlockLayout:
+        if frames.dim() != 4:
+            raise ValueError(f"frames must be N x C x H x W, got shape {tuple(frames.shape)}")
+        want = (frames.shape[0], *self.grid_shape(frames))
+        if tuple(grid.shape) != want:
+            raise ValueError(f"execution grid has shape {tuple(grid.shape)}, frames of {tuple(frames.shape)} "
+                             f"with block size {self.block_size} need {want}")
+        layout = BlockLayout.from_grid(grid.detach().to("cpu", torch.bool)).on(frames.device)
+        meta = (*frames.shape, frames.dtype, frames.device)
+        if self.state.empty:
+            if not layout.all_executed:
+                raise ValueError("the first frame of a clip (after reset) must execute every block")
+        elif meta != self.state.frame_meta:
+            raise ValueError(f"frames changed from {self.state.frame_meta} to {meta} within a clip; call reset()")
+        return layout
+
+    def _dense_frame(self, frames: Tensor, layout: BlockLayout) -> Any:
+        self.state.clear()
+        mode = BlockMode(self.state, layout, dense=True, model_input=frames)
+        mode.set_tag(frames, BLOCK)
+        with mode:
+            out = self.model(frames)
+        self.state.check_unmodified("map")
+        leaves, spec = tree_flatten(out)
+        self.state.unshare_outputs(leaves)
+        self.state.outputs, self.state.output_spec = leaves, spec
+        self.state.output_is_block = [mode.tag_of(leaf) == BLOCK for leaf in leaves]
+        self.state.frame_meta = (*frames.shape, frames.dtype, frames.device)
+        return out
+
+    def _sparse_frame(self, frames: Tensor, layout: BlockLayout) -> Any:
+        mode = BlockMode(self.state, layout, dense=False, model_input=frames)
+        blocks = mode.set_tag(ops.split(frames, layout.exec_idx, self.block_size), BLOCK)
+        with mode:
+            out = self.model(blocks)
+        mode.check_complete()
+        self.state.check_unmodified("pending")
+        self.state.pending_layout = layout
+        leaves, spec = tree_flatten(out)
+        if spec != self.state.output_spec:
+            raise RuntimeError("the model's output structure differs from the last dense frame's")
+        combined = [
+            self._combine_output(leaf, prev, layout) if is_block else leaf
+            for leaf, prev, is_block in zip(leaves, self.state.outputs, self.state.output_is_block)
+        ]
+        self.state.outputs = combined
+        return tree_unflatten(combined, spec)
+
+    @staticmethod
+    def _combine_output(blocks: Tensor, previous: Tensor, layout: BlockLayout) -> Tensor:
+        """Executed blocks over the previous output; a new tensor, so outputs already returned stay as they were."""
+        out = torch.empty_like(previous)
+        ops.transfer(previous, out, layout.stale_idx, blocks.shape[-1])
+        return ops.combine(blocks, layout.exec_idx, out)
+
+    def state_nbytes(self) -> int:
+        """Bytes of temporal state held (stored maps and previous outputs)."""
+        return self.state.nbytes()

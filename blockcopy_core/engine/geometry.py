@@ -1,0 +1,110 @@
+"""Block geometry: which blocks of a frame batch execute, and how far each windowed op looks past a block.
+
+A frame batch N x C x H x W is cut into a gh x gw grid of square blocks of ``block_size`` pixels. Executed
+blocks are packed n-major, row-major into a batch B x C x b x b; a block is named by its linear index
+``n * gh * gw + gy * gw + gx``. Deeper layers see the same grid with smaller blocks (b / stride).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    """The executed and copied blocks of one frame batch."""
+
+    grid: Tensor  # bool N x gh x gw, True = execute
+    exec_idx: Tensor  # int64 (B,): linear indices of executed blocks, packed order
+    stale_idx: Tensor  # int64: linear indices of copied (non-executed) blocks
+    block_pos: Tensor  # int64 (N * gh * gw,): each block's position in the packed batch, -1 if copied
+
+    @classmethod
+    def from_grid(cls, grid: Tensor) -> BlockLayout:
+        if grid.dim() != 3 or grid.dtype != torch.bool:
+            raise ValueError(f"execution grid must be a bool tensor N x gh x gw, got {grid.dtype} {tuple(grid.shape)}")
+        flat = grid.reshape(-1)
+        exec_idx = torch.nonzero(flat).reshape(-1)
+        block_pos = torch.full((flat.numel(),), -1, dtype=torch.int64, device=grid.device)
+        block_pos[exec_idx] = torch.arange(exec_idx.numel(), device=grid.device)
+        return cls(grid, exec_idx, torch.nonzero(~flat).reshape(-1), block_pos)
+
+    @property
+    def num_images(self) -> int:
+        return self.grid.shape[0]
+
+    @property
+    def grid_hw(self) -> tuple[int, int]:
+        return self.grid.shape[1], self.grid.shape[2]
+
+    @property
+    def num_exec(self) -> int:
+        return self.exec_idx.numel()
+
+    @property
+    def all_executed(self) -> bool:
+        return self.stale_idx.numel() == 0
+
+    def on(self, device: torch.device) -> BlockLayout:
+        """The same layout with its index tensors on ``device`` (kernels index on the data's device)."""
+        if self.exec_idx.device == device:
+            return self
+        return BlockLayout(*(t.to(device) for t in (self.grid, self.exec_idx, self.stale_idx, self.block_pos)))
+
+    def carried_from(self, previous: BlockLayout) -> Tensor:
+        """For each block ``previous`` executed (in its packed order): its index when it is copied now, else -1.
+        Those are the blocks whose last-frame values must reach the stored maps before this frame reads them."""
+        return torch.where(self.grid.reshape(-1)[previous.exec_idx], -1, previous.exec_idx)
+
+    def block_of_level(self, map_hw: tuple[int, int]) -> int | None:
+        """Block side at a full map of size ``map_hw``, or None when the map is not cut by this grid."""
+        gh, gw = self.grid_hw
+        (h, w) = map_hw
+        if h % gh or w % gw or h // gh != w // gw:
+            return None
+        return h // gh
+
+
+def grid_shape(frame_hw: tuple[int, int], block_size: int) -> tuple[int, int]:
+    """Grid of blocks for a frame size; the block size must divide the frame."""
+    h, w = frame_hw
+    if block_size <= 0 or h % block_size or w % block_size:
+        raise ValueError(f"block size {block_size} does not divide the frame size {h}x{w}")
+    return h // block_size, w // block_size
+
+
+@dataclass(frozen=True)
+class Window:
+    """A sliding-window op (conv / pool) along both spatial dims: kernel, stride, padding, dilation."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+
+    def halo(self) -> tuple[int, int, int, int]:
+        """Pixels needed beyond a block (top, bottom, left, right) so that the op with padding 0 yields exactly
+        the block's own outputs: before = padding, after = dilation * (kernel - 1) - padding - stride + 1."""
+        after = [d * (k - 1) - p - s + 1 for k, s, p, d in zip(self.kernel, self.stride, self.padding, self.dilation)]
+        return self.padding[0], max(after[0], 0), self.padding[1], max(after[1], 0)
+
+    def dense_output_hw(self, in_hw: tuple[int, int]) -> tuple[int, int]:
+        return tuple(
+            (n + 2 * p - d * (k - 1) - 1) // s + 1
+            for n, k, s, p, d in zip(in_hw, self.kernel, self.stride, self.padding, self.dilation)
+        )
+
+
+def pair(value: int | tuple[int, ...] | list[int], name: str) -> tuple[int, int]:
+    """An int or a 1/2-sequence as a pair (PyTorch's convention for conv / pool arguments)."""
+    if isinstance(value, int):
+        return value, value
+    value = tuple(value)
+    if len(value) == 1:
+        return value[0], value[0]
+    if len(value) != 2 or not all(isinstance(v, int) for v in value):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return value

@@ -1,0 +1,111 @@
+"""One frame of temporal state: what the engine remembers between frames of a clip.
+
+Per call site (an op that looks across block borders, numbered by execution order within one forward) the
+full input map as it stood after the last frame; the model's previous outputs; and the trace of the last dense
+frame (each site's op and dense output size), which sparse frames follow to size whole-frame ops.
+
+A sparse frame does not copy its executed blocks into the stored maps: it keeps the site's block batch by
+reference ("pending") and the next frame copies in only those blocks it does not execute again (it reads the
+others from its own blocks). A stored map is therefore current except at blocks that the pending batch holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .geometry import BlockLayout
+
+
+@dataclass(frozen=True)
+class SiteRecord:
+    """What a call site did on the last dense frame."""
+
+    name: str
+    out_hw: tuple[int, int] | None = None  # dense output size of whole-frame and resize ops
+    factor: int = 1  # integer upsampling factor of a block-level resize
+    out_is_block: bool = False  # a resize of a whole-frame tensor back onto the block grid
+
+
+@dataclass
+class TemporalState:
+    """Stored maps per site, previous outputs, dense-frame trace; replaced wholesale by each dense frame."""
+
+    maps: dict[int, Tensor] = field(default_factory=dict)
+    pending: dict[int, Tensor] = field(default_factory=dict)  # the last sparse frame's blocks per site
+    pending_layout: BlockLayout | None = None  # the layout of the frame that left ``pending``
+    versions: dict[tuple[str, int], int] = field(default_factory=dict)  # ("map" | "pending", site) -> version
+    trace: list[SiteRecord] = field(default_factory=list)
+    outputs: list[Any] = field(default_factory=list)  # flattened model outputs of the last frame
+    output_spec: Any = None
+    output_is_block: list[bool] = field(default_factory=list)
+    frame_meta: tuple | None = None  # (N, C, H, W, dtype, device) of the frames that built this state
+    scratch: dict[int, Tensor] = field(default_factory=dict)  # per-site padded-block buffers, reused each frame
+
+    @property
+    def empty(self) -> bool:
+        return self.frame_meta is None
+
+    def padded_buffer(self, site: int, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """A ``shape`` buffer for a site's padded blocks, laid out like ``like``; grown when too small."""
+        fmt = torch.channels_last if not like.is_contiguous() else torch.contiguous_format
+        buf = self.scratch.get(site)
+        if (buf is None or buf.shape[0] < shape[0] or buf.shape[1:] != shape[1:] or buf.dtype != like.dtype
+                or buf.device != like.device or not buf.is_contiguous(memory_format=fmt)):
+            buf = torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=fmt)
+            self.scratch[site] = buf
+        return buf[: shape[0]]
+
+    def clear(self) -> None:
+        self.maps.clear()
+        self.pending.clear()
+        self.pending_layout = None
+        self.versions.clear()
+        self.trace.clear()
+        self.outputs, self.output_spec, self.output_is_block, self.frame_meta = [], None, [], None
+
+    def store(self, site: int, tensor: Tensor, owned: bool) -> None:
+        """Keep ``tensor`` as a site's map; by reference (it is this frame's activation, nobody else's) unless
+        it is not ``owned`` (the caller's own input) or not laid out for the kernels."""
+        if not owned:
+            tensor = tensor.clone(memory_format=torch.preserve_format)
+        elif not (tensor.is_contiguous() or tensor.is_contiguous(memory_format=torch.channels_last)):
+            tensor = tensor.contiguous()
+        self.maps[site] = tensor
+        self.versions[("map", site)] = tensor._version
+
+    def unshare_outputs(self, outputs: list[Any]) -> None:
+        """Clone stored maps that are (views of) model outputs: sparse frames update maps in place, and an
+        output already returned must not change."""
+        out_storages = {o.untyped_storage().data_ptr() for o in outputs if isinstance(o, Tensor)}
+        for site, tensor in self.maps.items():
+            if tensor.untyped_storage().data_ptr() in out_storages:
+                self.maps[site] = tensor.clone(memory_format=torch.preserve_format)
+
+    def keep_pending(self, site: int, blocks: Tensor) -> None:
+        """Keep a sparse frame's blocks at a site by reference, for the next frame to copy in what it needs."""
+        self.pending[site] = blocks
+        self.versions[("pending", site)] = blocks._version
+
+    def check_unmodified(self, kind: str) -> None:
+        """Stored maps (``kind="map"``, after a dense frame) and pending blocks (``"pending"``, after a sparse one)
+        are references to the forward's activations: an in-place op on one after its site ran would silently
+        corrupt the next frame, so refuse it."""
+        stored = self.maps if kind == "map" else self.pending
+        for (entry_kind, site), version in self.versions.items():
+            if entry_kind == kind and site in stored and stored[site]._version != version:
+                raise RuntimeError(
+                    f"the input of op #{site} ({self.trace[site].name}) was modified in place after the op ran; "
+                    "the block-sparse engine keeps it as temporal state and needs it unchanged"
+                )
+
+    def nbytes(self) -> int:
+        """Bytes held: stored maps, pending blocks and previous outputs (shared storage once)."""
+        seen: dict[int, int] = {}
+        outputs = [o for o in self.outputs if isinstance(o, Tensor)]
+        for t in [*self.maps.values(), *self.pending.values(), *outputs]:
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return sum(seen.values())

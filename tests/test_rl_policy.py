@@ -1,0 +1,120 @@
+"""The learned policy rl_semseg on small synthetic clips: target tracking, learning signal, determinism, resume."""
+
+import numpy as np
+import pytest
+import torch
+
+from blockcopy_core.blockcopy import BlockCopyModel
+from blockcopy_core.data import build_clips, iter_frames
+from blockcopy_core.data.transforms import normalize
+from blockcopy_core.models import build_swiftnet, fold_batchnorm
+
+BLOCK = 32
+SIZE = (64, 128)
+
+
+@pytest.fixture(scope="module")
+def network():
+    """An untrained SwiftNet made confident (sharp softmax), as a trained one is: the information-gain reward
+    compares softmax outputs, and a near-uniform softmax barely changes anywhere."""
+    torch.manual_seed(0)
+    model = fold_batchnorm(build_swiftnet("resnet18")).eval()
+    with torch.no_grad():
+        model.logits.conv.weight.mul_(30)
+    return model
+
+
+def make_model(network, target=0.5, **extra):
+    settings = {"block_policy": "rl_semseg", "block_size": BLOCK, "block_target": target, **extra}
+    return BlockCopyModel(network, settings)
+
+
+def clips(count, length, first=0, seed=0):
+    return build_clips("synthetic", clip_length=length, num_clips=count, seed=seed, height=SIZE[0], width=SIZE[1],
+                       first_clip=first)
+
+
+@torch.no_grad()
+def run(model, clip_list):
+    """Per frame: (clip index, frame index, grid, output, frame label)."""
+    records = []
+    for c, clip in enumerate(clip_list):
+        model.reset_temporal()
+        for t, frame in enumerate(iter_frames(clip)):
+            output = model(normalize(frame.image)[None])
+            records.append((c, t, model.last_grid[0].clone(), output, frame.label))
+    return records
+
+
+@pytest.mark.parametrize("target", [0.3, 0.5])
+def test_execution_fraction_tracks_the_target(network, target):
+    model = make_model(network, target)
+    run(model, clips(24, 10))  # warm-up
+    after = run(model, clips(8, 10, first=1000))
+    fractions = [grid.float().mean().item() for _, t, grid, _, _ in after if t > 0]
+    assert abs(np.mean(fractions) - target) <= 0.1
+
+
+def test_executed_blocks_cover_the_moving_pixels(network):
+    model = make_model(network, 0.5)
+    static_clips = [c for c in clips(60, 10, seed=3) if not c.synthetic.panning]
+    run(model, static_clips[:24])  # warm-up
+    moving_exec = moving_copied = area_exec = area_copied = 0
+    previous = None
+    for _, t, grid, _, label in run(model, static_clips[24:]):
+        if t > 0:
+            cells = grid.repeat_interleave(BLOCK, 0).repeat_interleave(BLOCK, 1).numpy()
+            moved = label != previous  # ground-truth motion: the generator's labels changed here
+            moving_exec += moved[cells].sum()
+            moving_copied += moved[~cells].sum()
+            area_exec += cells.sum()
+            area_copied += (~cells).sum()
+        previous = label
+    density_exec = moving_exec / max(area_exec, 1)
+    density_copied = moving_copied / max(area_copied, 1)
+    assert density_exec > 1.5 * density_copied
+
+
+def test_same_seed_same_grids_and_outputs(network):
+    first, second = run(make_model(network), clips(3, 6)), run(make_model(network), clips(3, 6))
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a[2], b[2]) and torch.equal(a[3], b[3])
+
+
+def test_split_run_with_policy_file_equals_one_long_run(network, tmp_path):
+    # 9-frame clips: 8 learning frames each, two updates of 4, so no update straddles the split
+    clip_list = clips(4, 9)
+    long_model = make_model(network)
+    long_run = run(long_model, clip_list)
+
+    first = make_model(network)
+    first_part = run(first, clip_list[:2])
+    path = tmp_path / "policy.pt"
+    path.write_bytes(first.policy_state())
+    second = make_model(network)
+    second.load_policy_state(path.read_bytes())
+    second_part = run(second, clip_list[2:])
+
+    for a, b in zip(long_run, first_part + second_part, strict=True):
+        assert torch.equal(a[2], b[2])
+    for key in ("frames_seen", "updates", "running_cost", "prob_executed_sum", "statistic_frames"):
+        assert getattr(long_model.policy, key) == pytest.approx(getattr(second.policy, key)), key
+
+
+def test_segmentation_network_is_never_changed(network):
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    run(make_model(network), clips(2, 9))
+    assert all(torch.equal(before[k], v) for k, v in network.state_dict().items())
+    assert all(p.grad is None for p in network.parameters())
+
+
+def test_nan_in_the_output_is_a_clear_error(network):
+    model = make_model(network)
+    frames = [normalize(f.image)[None] for f in iter_frames(clips(1, 3)[0])]
+    with torch.no_grad():
+        model(frames[0])
+        bad = frames[1].clone()
+        bad[..., :8, :8] = float("nan")
+        with pytest.raises(FloatingPointError, match="NaN"):
+            model(bad)
+            model(frames[2])
