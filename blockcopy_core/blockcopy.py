@@ -72,6 +72,13 @@ class BlockCopyModel(nn.Module):
         return int(getattr(self.policy, "last_policy_macs", 0))
 
     @property
+    def last_policy_stats(self) -> dict[str, float]:
+        """A learning policy's last-frame statistics: mean reward and mean execution probability of the blocks
+        it executed and of those it copied (empty for the fixed policies)."""
+        names = {"reward": "last_reward", "prob_executed": "last_prob_executed", "prob_copied": "last_prob_copied"}
+        return {key: float(getattr(self.policy, attr)) for key, attr in names.items() if hasattr(self.policy, attr)}
+
+    @property
     def last_update_macs(self) -> int:
         """MACs of the policy's training step on the last frame: learning, not inference, so not a frame's cost."""
         return int(getattr(self.policy, "last_update_macs", 0))

@@ -117,6 +117,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for flag in ("clip_length", "batch_size", "block_size", "block_train_interval"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1")
+    if args.policy_checkpoint and args.block_policy != "rl_semseg":
+        parser.error("--policy-checkpoint goes with --block-policy rl_semseg (the only policy that learns)")
     if args.resume and not args.report_dir:
         parser.error("--resume needs the --report-dir of the run to continue")
     if args.num_actors is not None and args.num_actors < 1:

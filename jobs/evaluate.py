@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("resuming run %s: %d clips already recorded in %s", run_id, len(done), report_dir)
         eval_clips = [clip for clip in eval_clips if clip.clip_id not in done]
     learns = args.block_policy == "rl_semseg"
-    warmup_clips = make_clips(args, args.num_clips_warmup, warmup=True) if learns else []
+    warmup_clips = make_clips(args, args.num_clips_warmup, warmup=True) if learns and args.num_clips_warmup else []
     config = worker_config(args, report_dir)
     run_config = {**vars(args), "run_id": run_id, "report_dir": report_dir, "worker": asdict(config)}
     writer = ReportWriter(report_dir, run_id, run_config)
