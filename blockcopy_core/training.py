@@ -29,7 +29,8 @@ class TrainConfig:
     batch_size: int = 8
     crop: tuple[int, int] = (256, 512)  # (height, width) of training crops
     scale_range: tuple[float, float] = (0.5, 1.5)  # random rescaling of frames before cropping
-    lr: float = 4e-4  # decoder; the encoder learns at lr / 4 (SwiftNet's recipe), cosine decay to 1e-6
+    lr: float = 4e-4  # decoder; cosine decay to 1e-6
+    encoder_lr_ratio: float = 0.25  # encoder lr = lr * ratio (SwiftNet's recipe for a pretrained encoder)
     weight_decay: float = 1e-4
     frames_per_clip: int = 4  # frames sampled from each rendered clip before moving to the next
     val_every: int = 500
@@ -96,7 +97,8 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     encoder = [p for name, p in model.named_parameters() if name.startswith("backbone.")]
     decoder = [p for name, p in model.named_parameters() if not name.startswith("backbone.")]
     return torch.optim.Adam([
-        {"params": encoder, "lr": config.lr / 4, "weight_decay": config.weight_decay / 4},
+        {"params": encoder, "lr": config.lr * config.encoder_lr_ratio,
+         "weight_decay": config.weight_decay * config.encoder_lr_ratio},
         {"params": decoder, "lr": config.lr, "weight_decay": config.weight_decay},
     ], betas=(0.9, 0.99))
 

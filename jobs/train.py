@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--crop", type=int, nargs=2, default=TrainConfig.crop, metavar=("H", "W"))
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
+    parser.add_argument("--encoder-lr-ratio", type=float, default=TrainConfig.encoder_lr_ratio,
+                        help="encoder learning rate as a share of --lr (1 when training from scratch)")
     parser.add_argument("--val-every", type=int, default=TrainConfig.val_every)
     parser.add_argument("--init", help="start from this checkpoint instead of random weights")
     parser.add_argument("--out", required=True, help="checkpoint to write")
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         load_checkpoint(model, args.init)
         model.float()
     config = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, crop=tuple(args.crop), lr=args.lr,
-                         val_every=args.val_every, seed=args.seed)
+                         encoder_lr_ratio=args.encoder_lr_ratio, val_every=args.val_every, seed=args.seed)
     log.info("training %s on %d clips (%d validation clips), %d iterations of %d crops %dx%d, %d threads",
              args.backbone, len(train_clips), len(val_clips), config.iterations, config.batch_size, *config.crop,
              torch.get_num_threads())

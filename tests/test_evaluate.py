@@ -106,3 +106,15 @@ def test_audit_of_the_static_model_agrees_fully(tmp_path):
     assert all(f["dense_agreement"] == 1.0 and f["dense_kl"] == pytest.approx(0.0, abs=1e-6) for f in audited)
     summary = read_summary(tmp_path)
     assert summary["num_frames_audited"] == 4 and summary["dense_agreement"] == 1.0
+
+
+def test_audit_tells_what_copying_costs(tmp_path):
+    common = [*TINY, "--block-size", "32", "--clip-length", "6", "--audit-every", "1"]
+    evaluate.main([*common, "--block-policy", "all", "--report-dir", str(tmp_path / "all")])
+    evaluate.main([*common, "--block-policy", "none", "--report-dir", str(tmp_path / "none")])
+    full, copied = read_summary(tmp_path / "all"), read_summary(tmp_path / "none")
+    assert full["dense_agreement"] == 1.0 and full["dense_kl"] == pytest.approx(0.0, abs=1e-6)
+    assert copied["dense_agreement"] < 0.999 and copied["dense_kl"] > 0
+    frames = read_table(tmp_path / "none", "frames").to_pylist()
+    # the first frame of each clip executes everything, so it agrees fully; copies drift after it
+    assert all(f["dense_agreement"] == 1.0 for f in frames if f["frame_index"] == 0)
