@@ -3,25 +3,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_engine_support import randomize_bn
 
 from blockcopy_core.macs import count_macs
 from blockcopy_core.models import CheckpointError, build_swiftnet, fold_batchnorm, load_checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PUBLISHED_SHAPES = json.loads((FIXTURES / "swiftnet_state_dict_shapes.json").read_text())
-
-
-def randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give every BatchNorm non-trivial statistics so that mistakes in folding or loading show."""
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
-    return model.eval()
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])
@@ -45,7 +33,7 @@ def test_unknown_backbone_is_a_clear_error():
 
 @pytest.mark.parametrize("wrapped", [True, False])
 def test_load_checkpoint_accepts_both_formats(tmp_path, wrapped):
-    source = randomise_batchnorm(build_swiftnet("resnet18"), seed=1)
+    source = randomize_bn(build_swiftnet("resnet18"), seed=1)
     state = source.state_dict()
     path = tmp_path / "ckpt.pth"
     torch.save({"state_dict": state, "epoch": 3, "best_acc": 75.6} if wrapped else state, path)
@@ -91,7 +79,7 @@ def test_missing_checkpoint_file_is_named(tmp_path):
 @pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])
 def test_batchnorm_folding_keeps_the_output(backbone):
     torch.manual_seed(0)
-    model = randomise_batchnorm(build_swiftnet(backbone))
+    model = randomize_bn(build_swiftnet(backbone))
     folded = fold_batchnorm(model)
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.backbone.modules()) == 0
     image = torch.randn(2, 3, 128, 256)

@@ -36,8 +36,7 @@ def test_synthetic_predictions_for_every_frame_as_label_ids(tmp_path):
     assert np.array(Image.open(files[0])).shape == (64, 128)
 
 
-def test_official_evaluator_scores_saved_cityscapes_predictions_like_the_job(tmp_path, monkeypatch):
-    evaluator = pytest.importorskip("cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling")
+def test_official_evaluator_scores_saved_cityscapes_predictions_like_the_job(tmp_path, official_evaluator):
     root = tmp_path / "cityscapes"
     export_cityscapes(root, build_clips("synthetic", clip_length=3, num_clips=3, seed=2, height=64, width=128))
     report = tmp_path / "run"
@@ -47,13 +46,6 @@ def test_official_evaluator_scores_saved_cityscapes_predictions_like_the_job(tmp
     assert len(predictions) == 3 and all(p.name.endswith("_000019_pred_labelIds.png") for p in predictions)
 
     ground_truth = sorted(str(p) for p in (root / "gtFine" / "val").rglob("*_gtFine_labelIds.png"))
-    args = evaluator.args
-    for name, value in [("evalInstLevelScore", False), ("evalPixelAccuracy", False), ("quiet", True),
-                        ("JSONOutput", False), ("colorized", False), ("cityscapesPath", str(root)),
-                        ("predictionPath", str(report / "predictions")), ("predictionWalk", None),
-                        ("evalLabels", [])]:
-        monkeypatch.setattr(args, name, value)
-    matched = [evaluator.getPrediction(args, gt) for gt in ground_truth]
+    matched, result = official_evaluator(root, report / "predictions", ground_truth)
     assert sorted(Path(p) for p in matched) == predictions
-    result = evaluator.evaluateImgLists(matched, ground_truth, args)
     assert read_summary(report)["mean_iou"] == pytest.approx(100 * result["averageScoreClasses"], abs=0.01)
