@@ -118,3 +118,12 @@ def test_audit_tells_what_copying_costs(tmp_path):
     frames = read_table(tmp_path / "none", "frames").to_pylist()
     # the first frame of each clip executes everything, so it agrees fully; copies drift after it
     assert all(f["dense_agreement"] == 1.0 for f in frames if f["frame_index"] == 0)
+
+
+def test_half_precision_and_single_clip_loop(tmp_path):
+    assert evaluate.main([*TINY, "--half", "--report-dir", str(tmp_path / "half")]) == 0
+    assert read_summary(tmp_path / "half")["num_frames"] == 6
+    assert evaluate.main([*TINY, "--single-clip-loop", "--report-dir", str(tmp_path / "loop")]) == 0
+    frames = read_table(tmp_path / "loop", "frames").to_pylist()
+    first_clip = {f["name"] for f in frames if f["clip_id"] == frames[0]["clip_id"]}
+    assert {f["name"] for f in frames} == first_clip  # every clip ran the first clip's frames
