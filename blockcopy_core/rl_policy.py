@@ -25,7 +25,7 @@ from .policies import BlockPolicy, ClipState, register_policy
 
 log = logging.getLogger("blockcopy")
 NOT_LEARNING_AFTER = 300  # frames after which indistinct probabilities for executed / copied blocks warn
-NOT_LEARNING_MARGIN = 0.01
+NOT_LEARNING_MARGIN = 0.1  # a frozen, untrained network already shows ~0.03-0.05 (selection of likelier blocks)
 
 
 class BasicBlock(nn.Module):

@@ -118,3 +118,21 @@ def test_nan_in_the_output_is_a_clear_error(network):
         with pytest.raises(FloatingPointError, match="NaN"):
             model(bad)
             model(frames[2])
+
+
+def test_a_policy_that_does_not_learn_is_reported(caplog):
+    from blockcopy_core.policies import ClipState
+    from blockcopy_core.rl_policy import NOT_LEARNING_AFTER, LearnedPolicy
+
+    policy = LearnedPolicy(lr=0.0)  # frozen: executed and copied blocks keep the same probabilities
+    generator = torch.Generator().manual_seed(0)
+    state = ClipState(block_size=32, previous_output=torch.randn(1, 19, 32, 64, generator=generator),
+                      previous_grid=torch.ones(1, 1, 2, dtype=torch.bool), frame_state=torch.zeros(1, 3, 32, 64))
+    with torch.no_grad(), caplog.at_level("WARNING", logger="blockcopy"):
+        for _ in range(NOT_LEARNING_AFTER + 5):
+            frames = torch.randn(1, 3, 32, 64, generator=generator)
+            grid = policy(frames, state)
+            output = torch.randn(1, 19, 32, 64, generator=generator)
+            policy.observe(frames, grid, output, state)
+            state.previous_output, state.previous_grid = output, grid
+    assert any("not learning" in record.message for record in caplog.records)
