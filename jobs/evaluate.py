@@ -115,6 +115,25 @@ def make_executor(args: argparse.Namespace, config: WorkerConfig, weights: dict[
                                     disconnect_on_close=connected)
 
 
+def log_results(clips, summary: dict, confusion, timings: Counter | None) -> None:
+    """Failed clips, per-class IoUs, the original release's summary lines, the audit and stage timings."""
+    for row in clips.to_pylist():
+        if row["status"] != "ok":
+            log.error("clip %s failed: %s", row["clip_id"], row["error"])
+    if confusion.counts.sum():
+        log.info("Per-class IoU:\n%s", format_iou_table(confusion))
+    log.info("Number of images: %d", summary["num_frames"])
+    log.info("Mean IoU %.2f", summary["mean_iou"])
+    log.info("Computational cost (avg per img): %.3f GMACs", summary["gmacs_per_frame"])
+    log.info("Average FPS: %.2f", summary["fps"])
+    log.info("FPS per actor (model time only): %.2f", summary["fps_per_actor"])
+    if summary["num_frames_audited"]:
+        log.info("Agreement with the dense model: %.2f%% of pixels, mean KL %.4f nats (%d audited frames)",
+                 100 * summary["dense_agreement"], summary["dense_kl"], summary["num_frames_audited"])
+    for stage, seconds in (timings or Counter()).most_common():
+        log.info("time in %-8s %9.2f s (summed over actors)", stage, seconds)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s:%(message)s", stream=sys.stdout,
                         force=True)
@@ -188,23 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fast:
         summary["mean_iou"] = summary["gmacs_per_frame"] = float("nan")
     path = writer.write_summary(summary, run_config)
-
-    for row in clips.to_pylist():
-        if row["status"] != "ok":
-            log.error("clip %s failed: %s", row["clip_id"], row["error"])
-    if not args.fast and summary["num_frames"]:
-        log.info("Per-class IoU:\n%s", format_iou_table(confusion))
-    log.info("Number of images: %d", summary["num_frames"])
-    log.info("Mean IoU %.2f", summary["mean_iou"])
-    log.info("Computational cost (avg per img): %.3f GMACs", summary["gmacs_per_frame"])
-    log.info("Average FPS: %.2f", summary["fps"])
-    log.info("FPS per actor (model time only): %.2f", summary["fps_per_actor"])
-    if audit["num_frames_audited"]:
-        log.info("Agreement with the dense model: %.2f%% of pixels, mean KL %.4f nats (%d audited frames)",
-                 100 * audit["dense_agreement"], audit["dense_kl"], audit["num_frames_audited"])
-    if args.timings:
-        for stage, seconds in timings.most_common():
-            log.info("time in %-8s %9.2f s (summed over actors)", stage, seconds)
+    log_results(clips, summary, confusion, timings if args.timings else None)
     log.info("summary written to %s", path)
     return 1 if summary["num_clips_failed"] else 0
 
