@@ -134,6 +134,11 @@ class RayExecutor:
             while idle and queue:
                 actor, batch = idle.popleft(), queue.popleft()
                 pending[actor.run.remote(batch, phase, measure)] = (actor, batch)
+            if not pending:  # every actor has given up: the rest cannot run
+                error = "no actor left: every actor died more often than --max-actor-restarts allows"
+                on_results([ClipResult(clip.clip_id, phase, status="failed", error=error)
+                            for batch in queue for clip in batch])
+                return
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 actor, batch = pending.pop(ref)
