@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from blockcopy_core.blockcopy import DEFAULT_SETTINGS
 from blockcopy_core.models import BACKBONES
 
 POLICIES = ("static", "all", "none", "random", "rl_semseg")
-BLOCK_SETTING_KEYS = (
-    "block_policy", "block_size", "block_target", "block_num_classes", "block_train_interval",
-    "block_complexity_weight", "block_optim_lr", "block_optim_wd", "block_optim_momentum",
-    "block_cost_momentum", "block_policy_verbose",
-)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def block_settings(args: argparse.Namespace) -> dict:
     """The BlockCopy settings dict (the original argparser's keys) taken from parsed flags."""
-    return {key: getattr(args, key) for key in BLOCK_SETTING_KEYS}
+    return {key: getattr(args, key) for key in DEFAULT_SETTINGS}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
