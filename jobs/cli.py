@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from blockcopy_core.blockcopy import DEFAULT_SETTINGS
-from blockcopy_core.models import BACKBONES
+from blockcopy_core.models import BACKBONES, SYNTHETIC_CHECKPOINT
 
 POLICIES = ("static", "all", "none", "random", "rl_semseg")
 
@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = parser.add_argument_group("model")
     model.add_argument("--model-backbone", choices=BACKBONES + ("rn18", "rn34", "rn50"), default="resnet18")
-    model.add_argument("--model-checkpoint", help="SwiftNet checkpoint ({'state_dict': ...} or a bare state dict)")
+    model.add_argument("--model-checkpoint", help="SwiftNet checkpoint ({'state_dict': ...} or a bare state dict); "
+                                                  "synthetic data with resnet18: the shipped "
+                                                  "pretrained/swiftnet_rn18_synthetic.pth unless given")
     model.add_argument("--random-weights", action="store_true", help="no checkpoint: random initialisation")
     model.add_argument("--half", action="store_true", help="float16 on GPU, bfloat16 on CPU")
     model.add_argument("--device", default=None, help="torch device; default: cuda if available, else cpu")
@@ -106,8 +108,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--data demo needs --demo-dir")
     if args.model_checkpoint and args.random_weights:
         parser.error("--model-checkpoint and --random-weights exclude each other")
-    if args.data != "synthetic" and not (args.model_checkpoint or args.random_weights):
-        parser.error(f"--data {args.data} needs --model-checkpoint (or --random-weights to run untrained)")
+    args.model_backbone = {"rn18": "resnet18", "rn34": "resnet34", "rn50": "resnet50"}.get(
+        args.model_backbone, args.model_backbone)
+    if not (args.model_checkpoint or args.random_weights):
+        if args.data != "synthetic":
+            parser.error(f"--data {args.data} needs --model-checkpoint (or --random-weights to run untrained)")
+        if args.model_backbone != "resnet18":
+            parser.error(f"no synthetic checkpoint ships for {args.model_backbone} (only resnet18): train one with "
+                         "python -m jobs.train and pass --model-checkpoint, or pass --random-weights")
+        if not SYNTHETIC_CHECKPOINT.is_file():
+            parser.error(f"the shipped synthetic checkpoint {SYNTHETIC_CHECKPOINT} is missing: pass "
+                         "--model-checkpoint or --random-weights")
+        args.model_checkpoint = str(SYNTHETIC_CHECKPOINT)
     if args.audit_every < 0:
         parser.error("--audit-every must be 0 (off) or positive")
     for flag in ("clip_length", "batch_size", "block_size", "block_train_interval"):
@@ -125,6 +137,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--res must be at least 32")
     if not 0.0 <= args.block_target <= 1.0:
         parser.error("--block-target must lie in [0, 1]")
-    args.model_backbone = {"rn18": "resnet18", "rn34": "resnet34", "rn50": "resnet50"}.get(
-        args.model_backbone, args.model_backbone)
     return args

@@ -63,7 +63,7 @@ def initial_weights(args: argparse.Namespace) -> dict[str, torch.Tensor]:
         log.info("loaded weights from %s", args.model_checkpoint)
     else:
         log.warning("!" * 88)
-        log.warning("!! RANDOM WEIGHTS: no --model-checkpoint given, so mIoU figures are meaningless.    !!")
+        log.warning("!! RANDOM WEIGHTS (--random-weights): the mIoU figures of this run are meaningless. !!")
         log.warning("!" * 88)
     return model.state_dict()
 

@@ -8,7 +8,7 @@ import torch
 from blockcopy_core.data import build_clips, iter_frames
 from blockcopy_core.data.synthetic import export_demo
 from blockcopy_core.metrics import ConfusionMatrix
-from blockcopy_core.models import build_swiftnet, fold_batchnorm
+from blockcopy_core.models import SYNTHETIC_CHECKPOINT, build_swiftnet, fold_batchnorm, load_checkpoint
 from blockcopy_core.reports import read_summary, read_table
 from jobs import evaluate
 
@@ -22,7 +22,7 @@ def test_default_synthetic_run_prints_summary_and_writes_parquet(tmp_path, capsy
     code = evaluate.main([*TINY, "--report-dir", str(tmp_path / "run")])
     out = capsys.readouterr().out
     assert code == 0
-    assert "RANDOM WEIGHTS" in out
+    assert "RANDOM WEIGHTS" not in out and f"loaded weights from {SYNTHETIC_CHECKPOINT}" in out
     for line in ("Mean IoU ", "Computational cost (avg per img): ", "Average FPS: "):
         assert line in out
     table = pq.read_table(tmp_path / "run" / "summary.parquet")
@@ -31,7 +31,7 @@ def test_default_synthetic_run_prints_summary_and_writes_parquet(tmp_path, capsy
     assert (row["num_clips"], row["num_frames"], row["num_clips_failed"]) == (2, 6, 0)
     assert (row["height"], row["width"]) == (64, 128)
     assert row["policy"] == "static" and row["exec_fraction"] == 1.0
-    assert row["config"]["seed"] == 5
+    assert row["config"]["seed"] == 5 and row["checkpoint"] == str(SYNTHETIC_CHECKPOINT)
     # static SwiftNet-RN18 at 64x128 is 1/256 of its 1024x2048 cost
     assert row["gmacs_per_frame"] == pytest.approx(103.57 / 256, rel=0.01)
     assert 0.0 <= row["mean_iou"] <= 100.0
@@ -39,8 +39,7 @@ def test_default_synthetic_run_prints_summary_and_writes_parquet(tmp_path, capsy
 
 def test_miou_equals_a_direct_computation(tmp_path):
     evaluate.main([*TINY, "--report-dir", str(tmp_path)])
-    torch.manual_seed(5)  # the job seeds torch before building the model, so weights are the same
-    model = fold_batchnorm(build_swiftnet("resnet18")).eval()
+    model = fold_batchnorm(load_checkpoint(build_swiftnet("resnet18"), SYNTHETIC_CHECKPOINT)).eval()
     confusion = ConfusionMatrix()
     from blockcopy_core.data.transforms import normalize
 
@@ -75,9 +74,21 @@ def test_batch_of_clips_gives_the_same_result_as_one_by_one(tmp_path):
 
 
 
+def test_random_weights_are_said_loudly(tmp_path, capsys):
+    evaluate.main([*TINY, "--random-weights", "--num-clips-eval", "1", "--report-dir", str(tmp_path)])
+    assert "RANDOM WEIGHTS" in capsys.readouterr().out
+    assert read_summary(tmp_path)["checkpoint"] == ""
+
+
 def test_demo_without_checkpoint_is_refused(tmp_path):
     with pytest.raises(SystemExit):
         evaluate.main(["--demo-dir", str(tmp_path)])
+
+
+def test_synthetic_backbone_without_a_shipped_checkpoint_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        evaluate.main(["--model-backbone", "resnet50"])
+    assert "no synthetic checkpoint ships for resnet50" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("reader", ["pandas", "polars", "duckdb"])

@@ -1,11 +1,11 @@
 """SwiftNet segmentation models with ResNet encoders, checkpoint loading and inference folding."""
 
-from .checkpoint import CheckpointError, check_state_dict, load_checkpoint, read_state_dict
+from .checkpoint import SYNTHETIC_CHECKPOINT, CheckpointError, check_state_dict, load_checkpoint, read_state_dict
 from .fuse import fold_batchnorm
 from .resnet import ResNet, build_resnet
 from .swiftnet import BACKBONES, SwiftNet, build_swiftnet
 
 __all__ = [
-    "BACKBONES", "CheckpointError", "ResNet", "SwiftNet", "build_resnet", "build_swiftnet",
+    "BACKBONES", "SYNTHETIC_CHECKPOINT", "CheckpointError", "ResNet", "SwiftNet", "build_resnet", "build_swiftnet",
     "check_state_dict", "fold_batchnorm", "load_checkpoint", "read_state_dict",
 ]

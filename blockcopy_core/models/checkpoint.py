@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 from torch import nn
+
+SYNTHETIC_CHECKPOINT = Path(__file__).resolve().parents[2] / "pretrained" / "swiftnet_rn18_synthetic.pth"
+"""SwiftNet-RN18 trained on the synthetic street video (docs/training.md); the default for synthetic clips."""
 
 
 class CheckpointError(RuntimeError):

@@ -1,0 +1,189 @@
+"""Accuracy / efficiency benchmark: ``python -m jobs.benchmark --suite accuracy``.
+
+Runs the real evaluation job (``python -m jobs.evaluate``, one process per run) on one fixed evaluation split with
+the static SwiftNet, the random policy and the learned policy at several targets; then, for speed, the same
+policies again with ``--fast`` (no metrics, no MAC counting) on the first clips of the split, the learned policies
+starting from the state their accuracy run ended with. Writes the runs, ``results.md`` (the tables of
+``jobs.report`` and the goals of the method, each met or missed) and ``pareto.png`` into ``--out``.
+
+Finished runs (with a ``summary.parquet``) are kept, and an interrupted one resumes, so the command can simply be
+run again after a stop. Flags it does not know go to every evaluation run (e.g. ``--cityscapes-dir DIR
+--model-checkpoint FILE --res 1024 --block-size 128`` for Cityscapes, or ``--executor inline``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from blockcopy_core.reports import SUMMARY_FILE, read_summary
+from jobs import report
+from jobs.evaluate import POLICY_FILE
+
+SPEED_DIR = "speed"
+RESULTS_FILE = "results.md"
+PLOT_FILE = "pareto.png"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One policy setting of the benchmark: its run folder name and its evaluation flags."""
+
+    name: str
+    flags: tuple[str, ...]
+
+    @property
+    def learns(self) -> bool:
+        return "rl_semseg" in self.flags
+
+
+@dataclass(frozen=True)
+class Goals:
+    """What the method must show on the benchmark (BlockCopy paper, Cityscapes RN50: -0.8 mIoU at 57.6% GMACs)."""
+
+    static_miou: float = 80.0  # the trained network is good enough for accuracy differences to mean something
+    gmacs_ratio: float = 0.60  # rl at target 0.5: GMACs per frame at most this share of static...
+    miou_drop: float = 1.0  # ...losing at most this many mIoU points
+    miou_over_random: float = 2.0  # rl at target 0.5 beats the random policy by this much
+
+
+def variants(targets: list[float]) -> list[Variant]:
+    rl = [Variant(f"rl{round(100 * t):02d}", ("--block-policy", "rl_semseg", "--block-target", f"{t:g}"))
+          for t in targets]
+    return [Variant("static", ("--block-policy", "static")), Variant("random", ("--block-policy", "random")), *rl]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs.benchmark --suite accuracy",
+        description=__doc__.split("\n\n")[1].replace("\n", " "),
+        epilog="Other flags are passed to every `python -m jobs.evaluate` run.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--out", default="runs/accuracy", help="folder of the runs, results.md and pareto.png")
+    parser.add_argument("--num-clips", type=int, default=40, help="evaluation clips (-1: all of a real dataset)")
+    parser.add_argument("--clip-length", type=int, default=20, help="frames per clip")
+    parser.add_argument("--res", type=int, default=512, help="short side of the frames (512: 512x1024)")
+    parser.add_argument("--block-size", type=int, default=64, help="block side in pixels (64 at 512x1024)")
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.3, 0.5, 0.7],
+                        help="execution targets of the learned policy")
+    parser.add_argument("--num-clips-warmup", type=int, default=40,
+                        help="clips the learned policy trains on before each of its accuracy runs")
+    parser.add_argument("--speed-clips", type=int, default=8,
+                        help="clips of the --fast speed runs (the first of the split); 0: no speed runs")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic clips and of torch")
+    return parser
+
+
+def evaluate_command(args: argparse.Namespace, variant: Variant, run_dir: Path, speed: bool,
+                     passthrough: list[str]) -> list[str]:
+    """The ``python -m jobs.evaluate`` command line of one run."""
+    command = [sys.executable, "-m", "jobs.evaluate", *variant.flags, "--report-dir", str(run_dir),
+               "--clip-length", str(args.clip_length), "--res", str(args.res), "--block-size", str(args.block_size),
+               "--seed", str(args.seed), "--num-clips-eval", str(args.speed_clips if speed else args.num_clips)]
+    if speed:
+        command.append("--fast")
+        if variant.learns:
+            policy = Path(args.out) / variant.name / POLICY_FILE
+            command += ["--num-clips-warmup", "0", "--policy-checkpoint", str(policy)]
+    elif variant.learns:
+        command += ["--num-clips-warmup", str(args.num_clips_warmup)]
+    if (run_dir / "clips").is_dir():
+        command.append("--resume")
+    return command + passthrough
+
+
+def run_all(args: argparse.Namespace, passthrough: list[str]) -> tuple[list[Path], list[Path]]:
+    """Run every variant (accuracy, then speed), skipping finished runs; the accuracy and speed run folders."""
+    out = Path(args.out)
+    plan = [(variant, out / variant.name, False) for variant in variants(args.targets)]
+    if args.speed_clips:
+        plan += [(variant, out / SPEED_DIR / variant.name, True) for variant in variants(args.targets)]
+    for variant, run_dir, speed in plan:
+        kind = "speed" if speed else "accuracy"
+        if (run_dir / SUMMARY_FILE).is_file():
+            print(f"== {kind} run {variant.name}: finished earlier, kept ({run_dir})", flush=True)
+            continue
+        command = evaluate_command(args, variant, run_dir, speed, passthrough)
+        print(f"== {kind} run {variant.name}: {' '.join(command[1:])}", flush=True)
+        code = subprocess.run(command, check=False).returncode
+        if not (run_dir / SUMMARY_FILE).is_file():
+            raise SystemExit(f"the {kind} run {variant.name} stopped with exit status {code} and wrote no summary; "
+                             f"see its output above, then run this command again to continue")
+    runs = [out / v.name for v in variants(args.targets)]
+    return runs, [out / SPEED_DIR / v.name for v in variants(args.targets)] if args.speed_clips else []
+
+
+def goal_lines(out: Path, targets: list[float], speed: bool, goals: Goals = Goals()) -> list[str]:
+    """Each goal of the method with the measured figures, met or missed (by how much)."""
+    def mark(met: bool) -> str:
+        return "met" if met else "**missed**"
+
+    static, random = read_summary(out / "static"), read_summary(out / "random")
+    lines = [f"static mIoU {static['mean_iou']:.2f} (goal >= {goals.static_miou:g}): "
+             f"{mark(static['mean_iou'] >= goals.static_miou)}"]
+    if 0.5 not in targets:
+        return lines + ["the learned policy's goals are set at target 0.5, which this benchmark did not run"]
+    rl = read_summary(out / "rl50")
+    ratio = rl["gmacs_per_frame"] / static["gmacs_per_frame"]
+    policy_share = rl["policy_gmacs_per_frame"] / static["gmacs_per_frame"]
+    drop = static["mean_iou"] - rl["mean_iou"]
+    over_random = rl["mean_iou"] - random["mean_iou"]
+    lines += [
+        f"rl50 GMACs per frame {rl['gmacs_per_frame']:.2f} = {100 * ratio:.1f}% of static "
+        f"(goal <= {100 * goals.gmacs_ratio:.0f}%): {mark(ratio <= goals.gmacs_ratio)}; of it the policy network "
+        f"{rl['policy_gmacs_per_frame']:.2f} GMACs ({100 * policy_share:.1f}% of static), the segmentation network "
+        f"{100 * (ratio - policy_share):.1f}% of static at execution fraction {rl['exec_fraction']:.3f}",
+        f"rl50 mIoU {rl['mean_iou']:.2f} = static {-drop:+.2f} (goal >= -{goals.miou_drop:g}): "
+        f"{mark(drop <= goals.miou_drop)}",
+        f"rl50 mIoU - random mIoU = {over_random:+.2f} at execution fractions {rl['exec_fraction']:.3f} vs "
+        f"{random['exec_fraction']:.3f} (goal >= +{goals.miou_over_random:g}): "
+        f"{mark(over_random >= goals.miou_over_random)}",
+    ]
+    if speed:
+        fps_static = read_summary(out / SPEED_DIR / "static")["fps"]
+        fps_rl = read_summary(out / SPEED_DIR / "rl50")["fps"]
+        ratio_fps = fps_rl / fps_static if fps_static > 0 else math.nan
+        lines.append(f"FPS rl50 / static = {fps_rl:.2f} / {fps_static:.2f} = {ratio_fps:.2f}x (--fast runs)")
+    return lines
+
+
+def write_results(out: Path, runs: list[Path], speed_runs: list[Path], targets: list[float]) -> Path:
+    """results.md: the accuracy runs against static, the speed runs against static, the goals; and the plot."""
+    sections = [f"# Accuracy / efficiency benchmark: {out}", ""]
+    accuracy_args = report.build_parser().parse_args([*map(str, runs), "--baseline", str(out / "static")])
+    tables, notes, loaded = report.build_sections(accuracy_args)
+    sections += ["## Accuracy (metrics and MACs on every frame)", "", report.format_markdown(tables, notes)]
+    if speed_runs:
+        speed_args = report.build_parser().parse_args([*map(str, speed_runs),
+                                                       "--baseline", str(out / SPEED_DIR / "static")])
+        tables, notes, _ = report.build_sections(speed_args)
+        sections += ["## Speed (`--fast`: no metrics, no MAC counting)", "", report.format_markdown(tables, notes)]
+    sections += ["## Goals", "", *[f"- {line}" for line in goal_lines(out, targets, bool(speed_runs))], ""]
+    try:
+        from blockcopy_core import plots
+
+        plots.plot_runs(loaded, out / PLOT_FILE)
+        sections += [f"mIoU against GMACs per frame (Pareto front dashed) and FPS: {PLOT_FILE}", ""]
+    except ImportError as exc:  # matplotlib is an optional extra
+        sections += [f"no plot: {exc}", ""]
+    path = out / RESULTS_FILE
+    path.write_text("\n".join(sections))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, passthrough = build_parser().parse_known_args(argv)
+    if args.num_clips == 0 or args.speed_clips < 0 or args.num_clips_warmup < 0:
+        raise SystemExit("--num-clips must be -1 or positive, --speed-clips and --num-clips-warmup at least 0")
+    if len({variant.name for variant in variants(args.targets)}) != len(args.targets) + 2:
+        raise SystemExit(f"--targets {args.targets} name the same run twice (targets are kept to two decimals)")
+    runs, speed_runs = run_all(args, passthrough)
+    path = write_results(Path(args.out), runs, speed_runs, args.targets)
+    print(path.read_text())
+    print(f"written: {path}")
+    return 0

@@ -1,0 +1,146 @@
+"""Block-sparse engine benchmark on the CPU: ``python -m jobs.benchmark --suite engine`` (the default suite).
+
+For each frame size / block size: times the static SwiftNet (NCHW and channels_last; the faster is the
+baseline and its layout is used for the engine), the engine with every block executed (dense path and block
+path) and with a random half of the blocks; counts MACs from the shapes that run; and measures the share of a
+sparse frame spent moving blocks (split / combine / transfer / block_pad). Timings are the minimum over a few
+frames, interleaved across variants, because the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor
+
+from blockcopy_core.engine import BlockSparseEngine, ops
+from blockcopy_core.macs import count_macs
+from blockcopy_core.models import build_swiftnet
+
+MOVEMENTS = ("split", "combine", "transfer", "block_pad")
+
+
+def parse_config(text: str) -> tuple[int, int, int]:
+    """``HxW@block``, e.g. ``1024x2048@128``."""
+    try:
+        size, block = text.split("@")
+        h, w = size.split("x")
+        return int(h), int(w), int(block)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"config {text!r} is not HxW@block (e.g. 1024x2048@128)") from exc
+
+
+def half_grid(gh: int, gw: int, seed: int) -> Tensor:
+    """Exactly half of the blocks (rounded down), chosen at random."""
+    order = torch.randperm(gh * gw, generator=torch.Generator().manual_seed(seed))
+    grid = torch.zeros(gh * gw, dtype=torch.bool)
+    grid[order[: gh * gw // 2]] = True
+    return grid.reshape(1, gh, gw)
+
+
+@contextmanager
+def movement_timer(totals: dict[str, float]):
+    """Time every block movement the engine makes (the engine calls them through the ``ops`` module)."""
+    originals = {name: getattr(ops, name) for name in MOVEMENTS}
+
+    def timed(name: str, fn: Callable) -> Callable:
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                totals[name] = totals.get(name, 0.0) + time.perf_counter() - start
+        return wrapper
+
+    for name, fn in originals.items():
+        setattr(ops, name, timed(name, fn))
+    try:
+        yield totals
+    finally:
+        for name, fn in originals.items():
+            setattr(ops, name, fn)
+
+
+def clock(fn: Callable, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def run_config(backbone: str, h: int, w: int, block: int, frames: int) -> dict[str, float]:
+    torch.manual_seed(0)
+    net = build_swiftnet(backbone).eval()
+    x = torch.randn(1, 3, h, w)
+    gh, gw = h // block, w // block
+    full = torch.ones(1, gh, gw, dtype=torch.bool)
+    layouts = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+    static: dict[str, float] = {}
+    with torch.no_grad():
+        for name, fmt in layouts.items():
+            net = net.to(memory_format=fmt)
+            xf = x.contiguous(memory_format=fmt)
+            net(xf)
+            static[name] = min(clock(net, xf) for _ in range(frames))
+    best = min(static, key=static.get)
+    net, x = net.to(memory_format=layouts[best]), x.contiguous(memory_format=layouts[best])
+    engines = {"all": BlockSparseEngine(net, block), "all_block_path": BlockSparseEngine(net, block, False),
+               "random50": BlockSparseEngine(net, block)}
+    for engine in engines.values():
+        engine(x, full)
+    engines["random50"](x, half_grid(gh, gw, -1))  # first use of the block shapes (oneDNN primitives) untimed
+    times: dict[str, list[float]] = {"static": [], "all": [], "all_block_path": [], "random50": []}
+    movements: list[dict[str, float]] = []  # per random frame
+    with torch.no_grad():
+        for t in range(frames):
+            times["static"].append(clock(net, x))
+            times["all"].append(clock(engines["all"], x, full))
+            times["all_block_path"].append(clock(engines["all_block_path"], x, full))
+            with movement_timer({}) as moved:
+                times["random50"].append(clock(engines["random50"], x, half_grid(gh, gw, t)))
+            movements.append(moved)
+        _, static_macs = count_macs(net, x)
+        _, half_macs = count_macs(engines["random50"], x, half_grid(gh, gw, 99))
+    best_t = {k: min(v) for k, v in times.items()}
+    fastest = movements[times["random50"].index(best_t["random50"])]  # movements of the fastest random frame
+    t_static = min(best_t["static"], static[best])
+    speedup = t_static / best_t["random50"]
+    macs_ratio = static_macs / half_macs
+    return {
+        "layout": best, "static_nchw_s": static["nchw"], "static_cl_s": static["channels_last"],
+        "static_s": t_static, "all_s": best_t["all"], "all_block_path_s": best_t["all_block_path"],
+        "random50_s": best_t["random50"], "static_gmacs": static_macs / 1e9, "random50_gmacs": half_macs / 1e9,
+        "all_overhead": best_t["all"] / t_static - 1,
+        "all_block_path_overhead": best_t["all_block_path"] / t_static - 1,
+        "speedup": speedup, "macs_ratio": macs_ratio, "efficiency": speedup / macs_ratio,
+        "movement_share": sum(fastest.values()) / best_t["random50"],
+        **{f"move_{k}_s": v for k, v in fastest.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m jobs.benchmark --suite engine",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--configs", nargs="+", type=parse_config, default=[(1024, 2048, 128), (512, 1024, 64)],
+                        help="HxW@block entries (default: 1024x2048@128 512x1024@64)")
+    parser.add_argument("--frames", type=int, default=3, help="timed frames per variant (minimum is reported)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    for h, w, block in args.configs:
+        r = run_config(args.backbone, h, w, block, args.frames)
+        print(f"\n## {args.backbone} {h}x{w}, block {block}, {args.threads} threads, best layout {r['layout']}")
+        print(f"static: NCHW {r['static_nchw_s']:.3f} s, channels_last {r['static_cl_s']:.3f} s; "
+              f"{r['static_gmacs']:.2f} GMACs")
+        print(f"all blocks (dense path): {r['all_s']:.3f} s, overhead {100 * r['all_overhead']:+.1f}%")
+        print(f"all blocks (block path): {r['all_block_path_s']:.3f} s, overhead "
+              f"{100 * r['all_block_path_overhead']:+.1f}%")
+        print(f"random 50%: {r['random50_s']:.3f} s, {r['random50_gmacs']:.2f} GMACs; speedup {r['speedup']:.2f}x, "
+              f"GMACs ratio {r['macs_ratio']:.2f}x, speedup / GMACs ratio {r['efficiency']:.2f}")
+        moves = ", ".join(f"{k} {1000 * r[f'move_{k}_s']:.1f} ms" for k in MOVEMENTS if f"move_{k}_s" in r)
+        print(f"block movements: {100 * r['movement_share']:.1f}% of the random-50% frame ({moves})")
+

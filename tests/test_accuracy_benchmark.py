@@ -1,0 +1,54 @@
+"""The accuracy / efficiency benchmark suite, end to end on tiny synthetic clips (inline job, no Ray)."""
+
+import pytest
+
+from blockcopy_core.reports import read_summary
+from jobs import accuracy_benchmark, benchmark
+
+TINY = ["--num-clips", "2", "--clip-length", "3", "--res", "64", "--block-size", "32", "--targets", "0.5",
+        "--num-clips-warmup", "1", "--executor", "inline", "--workers", "0"]
+
+
+def test_suite_runs_every_policy_and_writes_tables_goals_and_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "bench"
+    assert benchmark.main(["--suite", "accuracy", *TINY, "--speed-clips", "1", "--out", str(out)]) == 0
+    for name in ("static", "random", "rl50"):
+        accuracy, speed = read_summary(out / name), read_summary(out / "speed" / name)
+        assert (accuracy["num_clips"], accuracy["num_frames"], accuracy["num_clips_failed"]) == (2, 6, 0)
+        assert accuracy["config"]["block_size"] == 32 and accuracy["config"]["executor"] == "inline"
+        assert speed["num_clips"] == 1 and speed["config"]["fast"]
+    assert read_summary(out / "rl50")["config"]["num_clips_warmup"] == 1
+    # the speed run of the learned policy starts from the state its accuracy run ended with, without warm-up
+    rl_speed = read_summary(out / "speed" / "rl50")["config"]
+    assert rl_speed["policy_checkpoint"] == str(out / "rl50" / "policy.pt") and rl_speed["num_clips_warmup"] == 0
+    results = (out / "results.md").read_text()
+    assert results in capsys.readouterr().out
+    for line in ("| static |", "| random |", "| rl50 |", "static mIoU", "rl50 GMACs per frame", "FPS rl50 / static"):
+        assert line in results
+    assert (out / "pareto.png").stat().st_size > 0
+
+    # Run again: every finished run is kept, nothing is recomputed.
+    before = {path: path.stat().st_mtime_ns for path in out.rglob("summary.parquet")}
+    assert accuracy_benchmark.main([*TINY, "--speed-clips", "1", "--out", str(out)]) == 0
+    assert "finished earlier, kept" in capsys.readouterr().out
+    assert {path: path.stat().st_mtime_ns for path in out.rglob("summary.parquet")} == before
+
+
+def test_goals_say_what_is_met_and_what_is_missed(tmp_path):
+    out = tmp_path / "bench"
+    assert accuracy_benchmark.main([*TINY, "--speed-clips", "0", "--out", str(out)]) == 0
+    lines = accuracy_benchmark.goal_lines(out, [0.5], speed=False,
+                                          goals=accuracy_benchmark.Goals(static_miou=-1, miou_over_random=1000))
+    assert lines[0].endswith(": met") and lines[-1].endswith(": **missed**")
+    assert not (out / "speed").exists()
+
+
+def test_a_run_that_fails_stops_the_suite_with_its_name(tmp_path):
+    with pytest.raises(SystemExit, match="accuracy run static stopped"):
+        accuracy_benchmark.main([*TINY, "--out", str(tmp_path), "--model-backbone", "resnet50"])
+
+
+def test_targets_naming_the_same_run_twice_are_refused(tmp_path):
+    with pytest.raises(SystemExit, match="same run twice"):
+        accuracy_benchmark.main(["--targets", "0.5", "0.501", "--out", str(tmp_path)])
