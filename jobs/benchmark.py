@@ -21,9 +21,12 @@ SUITES = {"engine": engine_benchmark.main, "accuracy": accuracy_benchmark.main}
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.benchmark", description=__doc__.splitlines()[0],
                                      add_help=False)
-    parser.add_argument("--suite", choices=SUITES, default="engine")
+    parser.add_argument("--suite", choices=SUITES)
     args, rest = parser.parse_known_args(argv)
-    return SUITES[args.suite](rest) or 0
+    if args.suite is None and {"-h", "--help"} & set(rest):
+        print(__doc__.strip())
+        return 0
+    return SUITES[args.suite or "engine"](rest) or 0
 
 
 if __name__ == "__main__":

@@ -52,3 +52,9 @@ def test_a_run_that_fails_stops_the_suite_with_its_name(tmp_path):
 def test_targets_naming_the_same_run_twice_are_refused(tmp_path):
     with pytest.raises(SystemExit, match="same run twice"):
         accuracy_benchmark.main(["--targets", "0.5", "0.501", "--out", str(tmp_path)])
+
+
+def test_help_without_a_suite_lists_the_suites(capsys):
+    assert benchmark.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--suite engine|accuracy" in out and "accuracy" in out
