@@ -24,7 +24,6 @@ from blockcopy_core.reports import SUMMARY_FILE, read_summary
 from jobs import report
 from jobs.evaluate import POLICY_FILE
 
-SPEED_DIR = "speed"
 RESULTS_FILE = "results.md"
 PLOT_FILE = "pareto.png"
 
@@ -75,17 +74,30 @@ def build_parser() -> argparse.ArgumentParser:
                         help="clips the learned policy trains on before each of its accuracy runs")
     parser.add_argument("--speed-clips", type=int, default=8,
                         help="clips of the --fast speed runs (the first of the split); 0: no speed runs")
+    parser.add_argument("--speed-res", type=int, nargs="+", metavar="RES",
+                        help="short sides of the speed runs, the block size scaled along (default: --res); e.g. "
+                             "512 1024 also times the paper's 1024x2048 with 128-pixel blocks")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic clips and of torch")
     return parser
 
 
-def evaluate_command(args: argparse.Namespace, variant: Variant, run_dir: Path, speed: bool,
+def speed_dir(res: int) -> str:
+    return f"speed_{res}"
+
+
+def evaluate_command(args: argparse.Namespace, variant: Variant, run_dir: Path, speed_res: int | None,
                      passthrough: list[str]) -> list[str]:
-    """The ``python -m jobs.evaluate`` command line of one run."""
+    """The ``python -m jobs.evaluate`` command line of one run (a speed run when ``speed_res`` is given).
+
+    A speed run at another resolution scales the block size with it, so the block grid (and with it the learned
+    policy's input) keeps its shape and the policy state of the accuracy run fits.
+    """
+    res = speed_res or args.res
+    block = args.block_size * res // args.res
     command = [sys.executable, "-m", "jobs.evaluate", *variant.flags, "--report-dir", str(run_dir),
-               "--clip-length", str(args.clip_length), "--res", str(args.res), "--block-size", str(args.block_size),
-               "--seed", str(args.seed), "--num-clips-eval", str(args.speed_clips if speed else args.num_clips)]
-    if speed:
+               "--clip-length", str(args.clip_length), "--res", str(res), "--block-size", str(block),
+               "--seed", str(args.seed), "--num-clips-eval", str(args.speed_clips if speed_res else args.num_clips)]
+    if speed_res:
         command.append("--fast")
         if variant.learns:
             policy = Path(args.out) / variant.name / POLICY_FILE
@@ -97,28 +109,30 @@ def evaluate_command(args: argparse.Namespace, variant: Variant, run_dir: Path, 
     return command + passthrough
 
 
-def run_all(args: argparse.Namespace, passthrough: list[str]) -> tuple[list[Path], list[Path]]:
-    """Run every variant (accuracy, then speed), skipping finished runs; the accuracy and speed run folders."""
+def run_all(args: argparse.Namespace, passthrough: list[str]) -> None:
+    """Run every variant (accuracy, then speed at each resolution), keeping the runs finished earlier."""
     out = Path(args.out)
-    plan = [(variant, out / variant.name, False) for variant in variants(args.targets)]
-    if args.speed_clips:
-        plan += [(variant, out / SPEED_DIR / variant.name, True) for variant in variants(args.targets)]
-    for variant, run_dir, speed in plan:
-        kind = "speed" if speed else "accuracy"
+    plan = [(variant, out / variant.name, None) for variant in variants(args.targets)]
+    plan += [(variant, out / speed_dir(res) / variant.name, res)
+             for res in speed_resolutions(args) for variant in variants(args.targets)]
+    for variant, run_dir, speed_res in plan:
+        kind = f"speed ({speed_res})" if speed_res else "accuracy"
         if (run_dir / SUMMARY_FILE).is_file():
             print(f"== {kind} run {variant.name}: finished earlier, kept ({run_dir})", flush=True)
             continue
-        command = evaluate_command(args, variant, run_dir, speed, passthrough)
+        command = evaluate_command(args, variant, run_dir, speed_res, passthrough)
         print(f"== {kind} run {variant.name}: {' '.join(command[1:])}", flush=True)
         code = subprocess.run(command, check=False).returncode
         if not (run_dir / SUMMARY_FILE).is_file():
             raise SystemExit(f"the {kind} run {variant.name} stopped with exit status {code} and wrote no summary; "
                              f"see its output above, then run this command again to continue")
-    runs = [out / v.name for v in variants(args.targets)]
-    return runs, [out / SPEED_DIR / v.name for v in variants(args.targets)] if args.speed_clips else []
 
 
-def goal_lines(out: Path, targets: list[float], speed: bool, goals: Goals = Goals()) -> list[str]:
+def speed_resolutions(args: argparse.Namespace) -> list[int]:
+    return (args.speed_res or [args.res]) if args.speed_clips else []
+
+
+def goal_lines(out: Path, targets: list[float], speed_res: list[int], goals: Goals = Goals()) -> list[str]:
     """Each goal of the method with the measured figures, met or missed (by how much)."""
     def mark(met: bool) -> str:
         return "met" if met else "**missed**"
@@ -144,35 +158,40 @@ def goal_lines(out: Path, targets: list[float], speed: bool, goals: Goals = Goal
         f"{random['exec_fraction']:.3f} (goal >= +{goals.miou_over_random:g}): "
         f"{mark(over_random >= goals.miou_over_random)}",
     ]
-    if speed:
-        fps_static = read_summary(out / SPEED_DIR / "static")["fps"]
-        fps_rl = read_summary(out / SPEED_DIR / "rl50")["fps"]
-        ratio_fps = fps_rl / fps_static if fps_static > 0 else math.nan
-        lines.append(f"FPS rl50 / static = {fps_rl:.2f} / {fps_static:.2f} = {ratio_fps:.2f}x (--fast runs)")
+    for res in speed_res:
+        fast_static, fast_rl = (read_summary(out / speed_dir(res) / name) for name in ("static", "rl50"))
+        ratio_fps = fast_rl["fps"] / fast_static["fps"] if fast_static["fps"] > 0 else math.nan
+        lines.append(f"FPS rl50 / static at {fast_static['height']}x{fast_static['width']} = {fast_rl['fps']:.2f} / "
+                     f"{fast_static['fps']:.2f} = {ratio_fps:.2f}x (--fast runs)")
     return lines
 
 
-def write_results(out: Path, runs: list[Path], speed_runs: list[Path], targets: list[float]) -> Path:
+def write_results(out: Path, targets: list[float], speed_res: list[int]) -> Path:
     """results.md: the accuracy runs against static, the speed runs against static, the goals; and the plot."""
-    sections = [f"# Accuracy / efficiency benchmark: {out}", ""]
-    accuracy_args = report.build_parser().parse_args([*map(str, runs), "--baseline", str(out / "static")])
-    tables, notes, loaded = report.build_sections(accuracy_args)
-    sections += ["## Accuracy (metrics and MACs on every frame)", "", report.format_markdown(tables, notes)]
-    if speed_runs:
-        speed_args = report.build_parser().parse_args([*map(str, speed_runs),
-                                                       "--baseline", str(out / SPEED_DIR / "static")])
-        tables, notes, _ = report.build_sections(speed_args)
-        sections += ["## Speed (`--fast`: no metrics, no MAC counting)", "", report.format_markdown(tables, notes)]
-    sections += ["## Goals", "", *[f"- {line}" for line in goal_lines(out, targets, bool(speed_runs))], ""]
+    names = [variant.name for variant in variants(targets)]
+
+    def tables(folder: Path) -> tuple[str, list]:
+        args = report.build_parser().parse_args([*(str(folder / name) for name in names),
+                                                 "--baseline", str(folder / "static")])
+        sections, notes, runs = report.build_sections(args)
+        return report.format_markdown(sections, notes), runs
+
+    accuracy, runs = tables(out)
+    lines = [f"# Accuracy / efficiency benchmark: {out}", "", "## Accuracy (metrics and MACs on every frame)", "",
+             accuracy]
+    for res in speed_res:
+        lines += [f"## Speed at short side {res} (`--fast`: no metrics, no MAC counting)", "",
+                  tables(out / speed_dir(res))[0]]
+    lines += ["## Goals", "", *[f"- {line}" for line in goal_lines(out, targets, speed_res)], ""]
     try:
         from blockcopy_core import plots
 
-        plots.plot_runs(loaded, out / PLOT_FILE)
-        sections += [f"mIoU against GMACs per frame (Pareto front dashed) and FPS: {PLOT_FILE}", ""]
+        plots.plot_runs(runs, out / PLOT_FILE)
+        lines += [f"mIoU against GMACs per frame (Pareto front dashed) and FPS: {PLOT_FILE}", ""]
     except ImportError as exc:  # matplotlib is an optional extra
-        sections += [f"no plot: {exc}", ""]
+        lines += [f"no plot: {exc}", ""]
     path = out / RESULTS_FILE
-    path.write_text("\n".join(sections))
+    path.write_text("\n".join(lines))
     return path
 
 
@@ -182,8 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--num-clips must be -1 or positive, --speed-clips and --num-clips-warmup at least 0")
     if len({variant.name for variant in variants(args.targets)}) != len(args.targets) + 2:
         raise SystemExit(f"--targets {args.targets} name the same run twice (targets are kept to two decimals)")
-    runs, speed_runs = run_all(args, passthrough)
-    path = write_results(Path(args.out), runs, speed_runs, args.targets)
+    if any(res * args.block_size % args.res for res in args.speed_res or []):
+        raise SystemExit(f"--speed-res {args.speed_res}: the block size {args.block_size} scaled to each must be whole")
+    run_all(args, passthrough)
+    path = write_results(Path(args.out), args.targets, speed_resolutions(args))
     print(path.read_text())
     print(f"written: {path}")
     return 0

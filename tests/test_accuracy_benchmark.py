@@ -14,17 +14,18 @@ def test_suite_runs_every_policy_and_writes_tables_goals_and_plot(tmp_path, caps
     out = tmp_path / "bench"
     assert benchmark.main(["--suite", "accuracy", *TINY, "--speed-clips", "1", "--out", str(out)]) == 0
     for name in ("static", "random", "rl50"):
-        accuracy, speed = read_summary(out / name), read_summary(out / "speed" / name)
+        accuracy, speed = read_summary(out / name), read_summary(out / "speed_64" / name)
         assert (accuracy["num_clips"], accuracy["num_frames"], accuracy["num_clips_failed"]) == (2, 6, 0)
         assert accuracy["config"]["block_size"] == 32 and accuracy["config"]["executor"] == "inline"
         assert speed["num_clips"] == 1 and speed["config"]["fast"]
     assert read_summary(out / "rl50")["config"]["num_clips_warmup"] == 1
     # the speed run of the learned policy starts from the state its accuracy run ended with, without warm-up
-    rl_speed = read_summary(out / "speed" / "rl50")["config"]
+    rl_speed = read_summary(out / "speed_64" / "rl50")["config"]
     assert rl_speed["policy_checkpoint"] == str(out / "rl50" / "policy.pt") and rl_speed["num_clips_warmup"] == 0
     results = (out / "results.md").read_text()
     assert results in capsys.readouterr().out
-    for line in ("| static |", "| random |", "| rl50 |", "static mIoU", "rl50 GMACs per frame", "FPS rl50 / static"):
+    for line in ("| static |", "| random |", "| rl50 |", "static mIoU", "rl50 GMACs per frame",
+                 "FPS rl50 / static at 64x128"):
         assert line in results
     assert (out / "pareto.png").stat().st_size > 0
 
@@ -38,10 +39,23 @@ def test_suite_runs_every_policy_and_writes_tables_goals_and_plot(tmp_path, caps
 def test_goals_say_what_is_met_and_what_is_missed(tmp_path):
     out = tmp_path / "bench"
     assert accuracy_benchmark.main([*TINY, "--speed-clips", "0", "--out", str(out)]) == 0
-    lines = accuracy_benchmark.goal_lines(out, [0.5], speed=False,
+    lines = accuracy_benchmark.goal_lines(out, [0.5], speed_res=[],
                                           goals=accuracy_benchmark.Goals(static_miou=-1, miou_over_random=1000))
     assert lines[0].endswith(": met") and lines[-1].endswith(": **missed**")
-    assert not (out / "speed").exists()
+    assert not (out / "speed_64").exists()
+
+
+def test_speed_runs_at_another_resolution_keep_the_block_grid(tmp_path):
+    args, passthrough = accuracy_benchmark.build_parser().parse_known_args(
+        ["--out", str(tmp_path), "--speed-res", "512", "1024", "--executor", "inline"])
+    rl = accuracy_benchmark.variants([0.5])[2]
+    command = accuracy_benchmark.evaluate_command(args, rl, tmp_path / "speed_1024" / "rl50", 1024, passthrough)
+    flags = dict(zip(command[3::2], command[4::2], strict=False))
+    assert (flags["--res"], flags["--block-size"], flags["--num-clips-eval"]) == ("1024", "128", "8")
+    assert "--fast" in command and command[-2:] == ["--executor", "inline"]
+    assert command[command.index("--policy-checkpoint") + 1] == str(tmp_path / "rl50" / "policy.pt")
+    with pytest.raises(SystemExit, match="must be whole"):
+        accuracy_benchmark.main(["--out", str(tmp_path), "--speed-res", "100"])
 
 
 def test_a_run_that_fails_stops_the_suite_with_its_name(tmp_path):
