@@ -28,10 +28,10 @@ log = logging.getLogger("blockcopy")
 class ClipWorker:
     """Holds one BlockCopy SwiftNet (and its policy) on the device Ray assigned and runs the clips it is given."""
 
-    def __init__(self, config: WorkerConfig, weights: list[ray.ObjectRef], threads: int):
+    def __init__(self, config: WorkerConfig, weights: dict[str, torch.Tensor], threads: int):
         torch.set_num_threads(threads)
         # Ray sets CUDA_VISIBLE_DEVICES to this actor's GPUs, so "cuda" is the GPU assigned to it.
-        self.runner = build_runner(config, ray.get(weights[0]))
+        self.runner = build_runner(config, weights)
         context = ray.get_runtime_context()
         self.actor = context.get_actor_id()[:12]
         self.node = f"{socket.gethostname()}:{context.get_node_id()[:8]}"
@@ -89,14 +89,13 @@ class RayExecutor:
         else:
             count = num_actors or max(1, int(resources.get("CPU", 1) // cpus_per_actor))
             options = {"num_cpus": cpus_per_actor}
-        # Once into the object store; every actor (and a restarted one) reads it from there. The reference goes
-        # inside a list, so that the actor fetches it itself: the executor keeps it alive for restarts, and Ray has
-        # no reason to warn that a restart could lose a by-reference constructor argument.
+        # Once into the object store; every actor (and a restarted one) reads it from there. The executor holds
+        # the reference, so Ray's warning at actor creation that a restart could lose it does not apply.
         self._weights_ref = weights_ref = ray.put(weights)
         threads = max(1, int(cpus_per_actor))
         self.actors = [
             ClipWorker.options(max_restarts=max_restarts, max_task_retries=max_restarts, **options)
-            .remote(config, [weights_ref], threads)
+            .remote(config, weights_ref, threads)
             for _ in range(count)
         ]
         self.num_actors = count
