@@ -82,7 +82,8 @@ class LearnedPolicy(BlockPolicy):
         self.round_to_sixteenths = round_to_sixteenths
         with torch.random.fork_rng(devices=[]):  # the same seed gives the same initial network
             torch.manual_seed(seed)
-            self.net = PolicyNet(3 + 3 + num_classes + 1)
+            # channels_last: oneDNN (and cuDNN) run these small-channel convolutions ~20% faster in that layout
+            self.net = PolicyNet(3 + 3 + num_classes + 1).to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.RMSprop(self.net.parameters(), lr=lr, weight_decay=weight_decay,
                                              momentum=momentum)
         self.generator = torch.Generator().manual_seed(seed)  # Bernoulli sampling
@@ -94,6 +95,9 @@ class LearnedPolicy(BlockPolicy):
         self.prob_copied_sum = 0.0
         self.statistic_frames = 0
         self._pending: list[Tensor] = []  # per-frame losses since the last update
+        self._pending_shapes: list[tuple[int, ...]] = []  # their network inputs' shapes
+        self._input_shape: tuple[int, ...] = ()  # of this frame's network input
+        self._macs: dict[tuple, int] = {}  # MACs by input shapes: counted once (a counter slows every op down)
         self._log_prob: Tensor | None = None
         self._probs: Tensor | None = None
         self.last_policy_macs = 0  # forward pass of the policy network, this frame
@@ -110,10 +114,10 @@ class LearnedPolicy(BlockPolicy):
         if state.previous_output is None or state.frame_state is None or state.previous_grid is None:
             self.last_policy_macs = 0
             return torch.ones((n, gh, gw), dtype=torch.bool)  # the first frame executes everything
-        counter = FlopCounterMode(display=False)
-        with counter, torch.enable_grad():
-            logits = self.net(self._features(frames, state, (gh, gw)))
-        self.last_policy_macs = counter.get_total_flops() // 2
+        features = self._features(frames, state, (gh, gw))
+        with torch.enable_grad():
+            logits, self.last_policy_macs = self._counted(("forward", tuple(features.shape)), self.net, features)
+        self._input_shape = tuple(features.shape)
         if logits.shape[1:] != (gh, gw):
             raise ValueError(f"policy network gives a {tuple(logits.shape[1:])} grid for a {(gh, gw)} block grid")
         if not torch.isfinite(logits).all():
@@ -135,10 +139,21 @@ class LearnedPolicy(BlockPolicy):
         def resized(x: Tensor) -> Tensor:
             return F.interpolate(x.detach().float().to(device), size=size, mode="nearest")
 
-        previous = torch.softmax(state.previous_output.detach().float(), dim=1)
+        # Nearest resizing picks pixels, so softmax after it equals softmax before it, on fewer pixels.
+        previous = torch.softmax(resized(state.previous_output), dim=1)
         grid = state.previous_grid.detach().float()[:, None]
-        return torch.cat([resized(frames), resized(state.frame_state), resized(previous) - 0.5,
-                          resized(grid) - 0.5], dim=1)
+        features = torch.cat([resized(frames), resized(state.frame_state), previous - 0.5, resized(grid) - 0.5], dim=1)
+        return features.contiguous(memory_format=torch.channels_last)
+
+    def _counted(self, key: tuple, fn, *args):
+        """``fn(*args)`` and its MACs, counted with FlopCounterMode the first time ``key`` (the shapes) is seen."""
+        if key in self._macs:
+            return fn(*args), self._macs[key]
+        counter = FlopCounterMode(display=False)
+        with counter:
+            result = fn(*args)
+        self._macs[key] = counter.get_total_flops() // 2
+        return result, self._macs[key]
 
     def _round_up(self, grid: Tensor) -> Tensor:
         """Execute extra random blocks so each image runs a multiple of 1/16 of its grid (few distinct shapes)."""
@@ -165,17 +180,19 @@ class LearnedPolicy(BlockPolicy):
             raise FloatingPointError("rl_semseg reward is NaN/inf: the segmentation output is not finite")
         with torch.enable_grad():
             self._pending.append(-(self._log_prob * reward).mean())
+        self._pending_shapes.append(self._input_shape)
         self._record(grid, reward)
         if len(self._pending) >= self.train_interval:
-            counter = FlopCounterMode(display=False)
-            with torch.enable_grad(), counter:
-                self.optimizer.zero_grad(set_to_none=True)
-                torch.stack(self._pending).mean().backward()
-                self.optimizer.step()
-            self.last_update_macs = counter.get_total_flops() // 2
-            self._pending = []
+            with torch.enable_grad():
+                _, self.last_update_macs = self._counted(("update", *self._pending_shapes), self._update)
+            self._pending, self._pending_shapes = [], []
             self.updates += 1
         self._log_prob = None
+
+    def _update(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        torch.stack(self._pending).mean().backward()
+        self.optimizer.step()
 
     def reward(self, output: Tensor, previous_output: Tensor, grid: Tensor) -> Tensor:
         """Per block: information gain plus the complexity reward; negated where the block was copied."""
@@ -233,7 +250,7 @@ class LearnedPolicy(BlockPolicy):
         for key in ("running_cost", "frames_seen", "updates", "prob_executed_sum", "prob_copied_sum",
                     "statistic_frames"):
             setattr(self, key, state[key])
-        self._pending = []
+        self._pending, self._pending_shapes = [], []
 
 
 def _quarter(x: Tensor) -> Tensor:
