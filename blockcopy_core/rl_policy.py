@@ -13,8 +13,8 @@ import io
 import logging
 import math
 import random
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .policies import BlockPolicy, ClipState, register_policy
 
 log = logging.getLogger("blockcopy")
+T = TypeVar("T")
 NOT_LEARNING_AFTER = 300  # frames after which indistinct probabilities for executed / copied blocks warn
 NOT_LEARNING_MARGIN = 0.1  # a frozen, untrained network already shows ~0.03-0.05 (selection of likelier blocks)
 
@@ -95,8 +96,7 @@ class LearnedPolicy(BlockPolicy):
         self.prob_copied_sum = 0.0
         self.statistic_frames = 0
         self._pending: list[Tensor] = []  # per-frame losses since the last update
-        self._pending_shapes: list[tuple[int, ...]] = []  # their network inputs' shapes
-        self._input_shape: tuple[int, ...] = ()  # of this frame's network input
+        self._pending_shapes: list[tuple[int, ...]] = []  # their grids' shapes (which fix the network inputs')
         self._macs: dict[tuple, int] = {}  # MACs by input shapes: counted once (a counter slows every op down)
         self._log_prob: Tensor | None = None
         self._probs: Tensor | None = None
@@ -117,7 +117,6 @@ class LearnedPolicy(BlockPolicy):
         features = self._features(frames, state, (gh, gw))
         with torch.enable_grad():
             logits, self.last_policy_macs = self._counted(("forward", tuple(features.shape)), self.net, features)
-        self._input_shape = tuple(features.shape)
         if logits.shape[1:] != (gh, gw):
             raise ValueError(f"policy network gives a {tuple(logits.shape[1:])} grid for a {(gh, gw)} block grid")
         if not torch.isfinite(logits).all():
@@ -145,7 +144,7 @@ class LearnedPolicy(BlockPolicy):
         features = torch.cat([resized(frames), resized(state.frame_state), previous - 0.5, resized(grid) - 0.5], dim=1)
         return features.contiguous(memory_format=torch.channels_last)
 
-    def _counted(self, key: tuple, fn, *args):
+    def _counted(self, key: tuple, fn: Callable[..., T], *args: Any) -> tuple[T, int]:
         """``fn(*args)`` and its MACs, counted with FlopCounterMode the first time ``key`` (the shapes) is seen."""
         if key in self._macs:
             return fn(*args), self._macs[key]
@@ -180,7 +179,7 @@ class LearnedPolicy(BlockPolicy):
             raise FloatingPointError("rl_semseg reward is NaN/inf: the segmentation output is not finite")
         with torch.enable_grad():
             self._pending.append(-(self._log_prob * reward).mean())
-        self._pending_shapes.append(self._input_shape)
+        self._pending_shapes.append(tuple(self._log_prob.shape))
         self._record(grid, reward)
         if len(self._pending) >= self.train_interval:
             with torch.enable_grad():

@@ -50,8 +50,13 @@ class Goals:
     miou_over_random: float = 2.0  # rl at target 0.5 beats the random policy by this much
 
 
+def rl_name(target: float) -> str:
+    """Run folder of the learned policy at ``target`` (0.5 -> rl50)."""
+    return f"rl{round(100 * target):02d}"
+
+
 def variants(targets: list[float]) -> list[Variant]:
-    rl = [Variant(f"rl{round(100 * t):02d}", ("--block-policy", "rl_semseg", "--block-target", f"{t:g}"))
+    rl = [Variant(rl_name(t), ("--block-policy", "rl_semseg", "--block-target", f"{t:g}"))
           for t in targets]
     return [Variant("static", ("--block-policy", "static")), Variant("random", ("--block-policy", "random")), *rl]
 
@@ -140,9 +145,9 @@ def goal_lines(out: Path, targets: list[float], speed_res: list[int], goals: Goa
     static, random = read_summary(out / "static"), read_summary(out / "random")
     lines = [f"static mIoU {static['mean_iou']:.2f} (goal >= {goals.static_miou:g}): "
              f"{mark(static['mean_iou'] >= goals.static_miou)}"]
-    if 0.5 not in targets:
+    if rl_name(0.5) not in {rl_name(t) for t in targets}:
         return lines + ["the learned policy's goals are set at target 0.5, which this benchmark did not run"]
-    rl = read_summary(out / "rl50")
+    rl = read_summary(out / rl_name(0.5))
     ratio = rl["gmacs_per_frame"] / static["gmacs_per_frame"]
     policy_share = rl["policy_gmacs_per_frame"] / static["gmacs_per_frame"]
     drop = static["mean_iou"] - rl["mean_iou"]
@@ -159,7 +164,7 @@ def goal_lines(out: Path, targets: list[float], speed_res: list[int], goals: Goa
         f"{mark(over_random >= goals.miou_over_random)}",
     ]
     for res in speed_res:
-        fast_static, fast_rl = (read_summary(out / speed_dir(res) / name) for name in ("static", "rl50"))
+        fast_static, fast_rl = (read_summary(out / speed_dir(res) / name) for name in ("static", rl_name(0.5)))
         ratio_fps = fast_rl["fps"] / fast_static["fps"] if fast_static["fps"] > 0 else math.nan
         lines.append(f"FPS rl50 / static at {fast_static['height']}x{fast_static['width']} = {fast_rl['fps']:.2f} / "
                      f"{fast_static['fps']:.2f} = {ratio_fps:.2f}x (--fast runs)")
