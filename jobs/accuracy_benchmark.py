@@ -20,9 +20,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from blockcopy_core.reports import SUMMARY_FILE, read_summary
+from blockcopy_core.reporting import SUMMARY_FILE, read_summary
+from blockcopy_core.reporting.schema import POLICY_FILE
 from jobs import report
-from jobs.evaluate import POLICY_FILE
 
 RESULTS_FILE = "results.md"
 PLOT_FILE = "pareto.png"
@@ -189,7 +189,7 @@ def write_results(out: Path, targets: list[float], speed_res: list[int]) -> Path
                   tables(out / speed_dir(res))[0]]
     lines += ["## Goals", "", *[f"- {line}" for line in goal_lines(out, targets, speed_res)], ""]
     try:
-        from blockcopy_core import plots
+        from blockcopy_core.reporting import plots
 
         plots.plot_runs(runs, out / PLOT_FILE)
         lines += [f"mIoU against GMACs per frame (Pareto front dashed) and FPS: {PLOT_FILE}", ""]

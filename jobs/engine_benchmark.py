@@ -4,18 +4,22 @@ For each frame size / block size: times the static SwiftNet (NCHW and channels_l
 baseline and its layout is used for the engine), the engine with every block executed (dense path and block
 path) and with a random half of the blocks; counts MACs from the shapes that run; and measures the share of a
 sparse frame spent moving blocks (split / combine / transfer / block_pad). Timings are the minimum over a few
-frames, interleaved across variants, because the machine is shared.
+frames, interleaved across variants, because the machine is shared; each timed frame is one
+``torch.utils.benchmark.Timer.timeit(1)``, which runs the variant twice untimed just before as a warm-up.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from functools import partial
 
 import torch
 from torch import Tensor
+from torch.utils.benchmark import Timer
 
 from blockcopy_core.engine import BlockSparseEngine, ops
 from blockcopy_core.macs import count_macs
@@ -65,10 +69,14 @@ def movement_timer(totals: dict[str, float]):
             setattr(ops, name, fn)
 
 
-def clock(fn: Callable, *args) -> float:
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
+def timer(fn: Callable[[], object]) -> Timer:
+    """A Timer of ``fn()`` on the current torch thread count (Timer would otherwise time with one thread)."""
+    return Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+
+
+def time_frame(frame: Timer) -> float:
+    """Seconds of one timed run of ``frame``; ``timeit`` runs it twice untimed first (its warm-up)."""
+    return frame.timeit(number=1).median
 
 
 def run_config(backbone: str, h: int, w: int, block: int, frames: int) -> dict[str, float]:
@@ -83,25 +91,35 @@ def run_config(backbone: str, h: int, w: int, block: int, frames: int) -> dict[s
         for name, fmt in layouts.items():
             net = net.to(memory_format=fmt)
             xf = x.contiguous(memory_format=fmt)
-            net(xf)
-            static[name] = min(clock(net, xf) for _ in range(frames))
+            frame = timer(partial(net, xf))
+            static[name] = min(time_frame(frame) for _ in range(frames))
     best = min(static, key=static.get)
     net, x = net.to(memory_format=layouts[best]), x.contiguous(memory_format=layouts[best])
     engines = {"all": BlockSparseEngine(net, block), "all_block_path": BlockSparseEngine(net, block, False),
                "random50": BlockSparseEngine(net, block)}
     for engine in engines.values():
-        engine(x, full)
-    engines["random50"](x, half_grid(gh, gw, -1))  # first use of the block shapes (oneDNN primitives) untimed
+        engine(x, full)  # a clip's first frame executes every block
+    # A fresh random half for every call, warm-ups included, so each timed frame carries blocks from a different
+    # previous grid; drawn up front to keep the draw out of the timings (timeit(1) makes 3 calls per frame).
+    grids = itertools.cycle([half_grid(gh, gw, seed) for seed in range(3 * frames)])
+    moved: dict[str, float] = {}  # movements of the latest random frame
+
+    def random_frame() -> object:
+        moved.clear()
+        return engines["random50"](x, next(grids))
+
+    dense = {"static": timer(partial(net, x)), "all": timer(partial(engines["all"], x, full)),
+             "all_block_path": timer(partial(engines["all_block_path"], x, full))}
+    sparse = timer(random_frame)
     times: dict[str, list[float]] = {"static": [], "all": [], "all_block_path": [], "random50": []}
     movements: list[dict[str, float]] = []  # per random frame
     with torch.no_grad():
-        for t in range(frames):
-            times["static"].append(clock(net, x))
-            times["all"].append(clock(engines["all"], x, full))
-            times["all_block_path"].append(clock(engines["all_block_path"], x, full))
-            with movement_timer({}) as moved:
-                times["random50"].append(clock(engines["random50"], x, half_grid(gh, gw, t)))
-            movements.append(moved)
+        for _ in range(frames):
+            for name, frame in dense.items():
+                times[name].append(time_frame(frame))
+            with movement_timer(moved):
+                times["random50"].append(time_frame(sparse))
+            movements.append(dict(moved))
         _, static_macs = count_macs(net, x)
         _, half_macs = count_macs(engines["random50"], x, half_grid(gh, gw, 99))
     best_t = {k: min(v) for k, v in times.items()}

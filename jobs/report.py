@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from blockcopy_core.analysis import (
+from blockcopy_core.reporting.analysis import (
     CLIP_ORDERS,
     NotARunError,
     load_runs,
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sections, lines, runs = build_sections(args)
         if args.plot or args.plot_clips:
-            from blockcopy_core import plots
+            from blockcopy_core.reporting import plots
 
             if args.plot:
                 plots.plot_runs(runs, args.plot)

@@ -15,7 +15,7 @@ import time
 
 from blockcopy_core.data import build_clips
 from blockcopy_core.models import build_swiftnet
-from blockcopy_core.worker import WorkerConfig
+from blockcopy_core.pipeline import RunnerConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,13 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # local Ray on loopback only
-    from jobs.ray_executor import RayExecutor, connect
+    from blockcopy_core.pipeline.ray_executor import RayExecutor, connect
 
     connect(None, num_cpus=max(args.actors) * args.threads_per_actor)
     clips = build_clips("synthetic", clip_length=args.clip_length, num_clips=args.num_clips, seed=0,
                         height=args.res, width=2 * args.res)
     weights = build_swiftnet(args.backbone).state_dict()
-    config = WorkerConfig(backbone=args.backbone, measure=False, device="cpu")
+    config = RunnerConfig(backbone=args.backbone, measure=False, device="cpu")
     rows = []
     for count in args.actors:
         executor = RayExecutor(config, weights, num_actors=count, cpus_per_actor=args.threads_per_actor)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from blockcopy_core.reports import read_summary
+from blockcopy_core.reporting import read_summary
 from jobs import accuracy_benchmark, benchmark
 
 TINY = ["--num-clips", "2", "--clip-length", "3", "--res", "64", "--block-size", "32", "--targets", "0.5",

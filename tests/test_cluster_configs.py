@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from jobs.cli import parse_args
+from blockcopy_core.pipeline.cli import parse_args
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ from PIL import Image
 
 from blockcopy_core.constants import TRAIN_ID_TO_LABEL_ID
 from blockcopy_core.data import build_clips, iter_frames
-from blockcopy_core.data.clips import load_train_ids
+from blockcopy_core.data.loading import load_train_ids
 from blockcopy_core.data.synthetic import export_cityscapes, render_clip, synthetic_clips
 
 LENGTH = 4

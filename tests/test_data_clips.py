@@ -11,16 +11,8 @@ from PIL import Image
 
 from blockcopy_core.constants import CITYSCAPES_MEAN, CITYSCAPES_STD
 from blockcopy_core.data import Clip, FrameReadError, build_clips, iter_frames, load_image
-from blockcopy_core.data.clips import load_train_ids
-from blockcopy_core.data.transforms import (
-    crop_to_size,
-    normalize,
-    pad_to_multiple,
-    preprocess,
-    resize_image,
-    resize_label,
-    target_size,
-)
+from blockcopy_core.data.loading import load_train_ids
+from blockcopy_core.data.transforms import normalize, pad_to_multiple, resize_image, target_size
 
 
 def _png(path, value=0, size=(8, 16)):
@@ -166,17 +158,12 @@ def test_target_size_rejects_bad_values():
         target_size(10, 20, 0)
 
 
-def test_resize_image_bilinear_and_label_nearest():
+def test_resize_image_is_bilinear():
     image = np.zeros((4, 8, 3), np.uint8)
     image[:, 4:] = 200
     resized = resize_image(image, (8, 16))
     assert resized.shape == (8, 16, 3)
     assert 0 < resized[0, 7, 0] < 200 or 0 < resized[0, 8, 0] < 200, "bilinear blends across the edge"
-    label = np.zeros((4, 8), np.uint8)
-    label[:, 4:] = 13
-    label[0, 0] = 255
-    assert set(np.unique(resize_label(label, (8, 16))).tolist()) == {0, 13, 255}
-    assert set(np.unique(resize_label(label, (3, 5))).tolist()) <= {0, 13, 255}
     assert resize_image(image, (4, 8)) is image
 
 
@@ -186,7 +173,7 @@ def test_pad_to_multiple_pads_bottom_right_and_returns_the_original_size():
     assert padded.shape == (2, 3, 96, 128) and size == (70, 100)
     assert (padded[..., :70, :100] == 1).all()
     assert (padded[..., 70:, :] == 0).all() and (padded[..., :, 100:] == 0).all()
-    assert torch.equal(crop_to_size(padded, size), tensor)
+    assert torch.equal(padded[..., : size[0], : size[1]], tensor)
     already, size = pad_to_multiple(torch.ones(64, 128), 32)
     assert already.shape == (64, 128) and size == (64, 128)
     labels, _ = pad_to_multiple(torch.zeros(1, 5, 5, dtype=torch.uint8), 4, value=255)
@@ -201,7 +188,7 @@ def test_padding_is_the_smallest_multiple_and_crops_back(height, width, multiple
     padded, size = pad_to_multiple(tensor, multiple)
     for padded_dim, dim in zip(padded.shape[-2:], (height, width), strict=True):
         assert padded_dim % multiple == 0 and dim <= padded_dim < dim + multiple
-    assert size == (height, width) and torch.equal(crop_to_size(padded, size), tensor)
+    assert size == (height, width) and torch.equal(padded[..., : size[0], : size[1]], tensor)
 
 
 @given(height=st.integers(1, 3000), width=st.integers(1, 3000), res=st.integers(1, 2048))
@@ -210,11 +197,3 @@ def test_target_size_short_side_is_res_and_aspect_is_kept(height, width, res):
     assert min(new_h, new_w) == res
     long_side, short_side = max(height, width), min(height, width)
     assert abs(max(new_h, new_w) - long_side * res / short_side) <= 0.5
-
-
-def test_preprocess_resizes_normalises_and_pads():
-    image = np.full((100, 200, 3), 128, np.uint8)
-    tensor, size = preprocess(image, res=50, multiple=32)
-    assert size == (50, 100) and tensor.shape == (3, 64, 128)
-    assert torch.allclose(tensor[:, :50, :100], normalize(np.full((50, 100, 3), 128, np.uint8)))
-    assert (tensor[:, 50:] == 0).all()

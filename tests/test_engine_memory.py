@@ -8,8 +8,8 @@ import torch
 from test_engine_support import SmallNet, randomize_bn
 from torch import Tensor
 
-from blockcopy_core.blockcopy import BlockCopyModel
-from blockcopy_core.policies import BlockPolicy, ClipState, register_policy
+from blockcopy_core import BlockCopyModel
+from blockcopy_core.policies import BlockPolicy, ClipState, grid_size, register_policy
 
 
 class ExactHalf(BlockPolicy):
@@ -20,7 +20,7 @@ class ExactHalf(BlockPolicy):
         self.generator = torch.Generator().manual_seed(0)
 
     def forward(self, frames: Tensor, state: ClipState) -> Tensor:
-        n, gh, gw = self.grid_like(frames, state)
+        n, gh, gw = grid_size(frames, state)
         order = torch.rand(n, gh * gw, generator=self.generator).argsort(dim=1)
         return (order < gh * gw // 2).reshape(n, gh, gw)
 

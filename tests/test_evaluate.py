@@ -9,7 +9,7 @@ from blockcopy_core.data import build_clips, iter_frames
 from blockcopy_core.data.synthetic import export_demo
 from blockcopy_core.metrics import ConfusionMatrix
 from blockcopy_core.models import SYNTHETIC_CHECKPOINT, build_swiftnet, fold_batchnorm, load_checkpoint
-from blockcopy_core.reports import read_summary, read_table
+from blockcopy_core.reporting import read_summary, read_table
 from jobs import evaluate
 
 TINY = ["--executor", "inline", "--res", "64", "--clip-length", "3", "--num-clips-eval", "2", "--workers", "1",

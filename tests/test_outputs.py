@@ -9,7 +9,7 @@ from PIL import Image
 from blockcopy_core.constants import TRAIN_ID_TO_LABEL_ID
 from blockcopy_core.data import build_clips
 from blockcopy_core.data.synthetic import export_cityscapes
-from blockcopy_core.reports import read_summary
+from blockcopy_core.reporting import read_summary
 from jobs import evaluate
 
 INLINE = ["--executor", "inline", "--workers", "0", "--seed", "7"]

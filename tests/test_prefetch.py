@@ -1,6 +1,6 @@
 import pytest
 
-from blockcopy_core.prefetch import prefetch
+from blockcopy_core.pipeline.prefetch import prefetch
 
 
 @pytest.mark.parametrize("depth", [0, 1, 3])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.cli import parse_args
+from blockcopy_core.pipeline.cli import parse_args
 
 PRESETS = Path(__file__).resolve().parents[1] / "docs" / "presets.md"
 ROW = re.compile(r"^\| (RN18|RN50) (static|random|rl05) (accuracy|speed) \| `python -m jobs\.evaluate ([^`]+)` \|$")

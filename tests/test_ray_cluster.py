@@ -13,9 +13,9 @@ ray = pytest.importorskip("ray")
 
 from blockcopy_core.data import build_clips  # noqa: E402
 from blockcopy_core.models import build_swiftnet  # noqa: E402
-from blockcopy_core.reports import read_summary  # noqa: E402
-from blockcopy_core.worker import WorkerConfig  # noqa: E402
-from jobs.ray_executor import RayExecutor  # noqa: E402
+from blockcopy_core.pipeline import RunnerConfig  # noqa: E402
+from blockcopy_core.pipeline.ray_executor import RayExecutor  # noqa: E402
+from blockcopy_core.reporting import read_summary  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run_on(address: str) -> tuple[list[dict], list]:
     """Start the default actors on the cluster at ``address``, run four clips, return actor infos and results."""
     ray.init(address=address, log_to_driver=False)
-    executor = RayExecutor(WorkerConfig(), build_swiftnet("resnet18").state_dict())
+    executor = RayExecutor(RunnerConfig(), build_swiftnet("resnet18").state_dict())
     try:
         clips = build_clips("synthetic", clip_length=2, num_clips=4, seed=4, height=64, width=128)
         results = []

@@ -11,10 +11,10 @@ ray = pytest.importorskip("ray")
 from blockcopy_core.data import build_clips  # noqa: E402
 from blockcopy_core.data.synthetic import export_demo  # noqa: E402
 from blockcopy_core.models import build_swiftnet  # noqa: E402
-from blockcopy_core.reports import read_summary, read_table  # noqa: E402
-from blockcopy_core.worker import WorkerConfig  # noqa: E402
+from blockcopy_core.pipeline import RunnerConfig  # noqa: E402
+from blockcopy_core.pipeline.ray_executor import RayExecutor  # noqa: E402
+from blockcopy_core.reporting import read_summary, read_table  # noqa: E402
 from jobs import evaluate  # noqa: E402
-from jobs.ray_executor import RayExecutor  # noqa: E402
 
 TINY = ["--res", "64", "--clip-length", "3", "--num-clips-eval", "4", "--workers", "0", "--seed", "2"]
 
@@ -74,7 +74,7 @@ def test_corrupt_demo_frame_fails_only_its_clip(tmp_path, local_ray):
 
 def test_killed_actor_is_restarted_and_its_clip_rerun(local_ray):
     clips = build_clips("synthetic", clip_length=4, num_clips=6, seed=3, height=64, width=128)
-    executor = RayExecutor(WorkerConfig(seed=3), build_swiftnet("resnet18").state_dict(), num_actors=1,
+    executor = RayExecutor(RunnerConfig(seed=3), build_swiftnet("resnet18").state_dict(), num_actors=1,
                            cpus_per_actor=1, max_restarts=2)
     pid = executor.infos[0]["pid"]
     collected = []

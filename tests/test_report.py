@@ -1,4 +1,4 @@
-"""jobs.report on fabricated run folders (written with the job's own ReportWriter) and one tiny real run."""
+"""jobs.report on fabricated run folders (written with the job's own RunWriter) and one tiny real run."""
 
 import csv
 import io
@@ -13,11 +13,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from blockcopy_core.analysis import pareto_front
 from blockcopy_core.constants import CLASS_NAMES
 from blockcopy_core.metrics import ConfusionMatrix
-from blockcopy_core.reports import ReportWriter, aggregate_clips, read_table
-from blockcopy_core.runner import ClipResult, FrameResult
+from blockcopy_core.pipeline import ClipResult, FrameResult
+from blockcopy_core.reporting import RunWriter, aggregate_clips, read_table, summary_row
+from blockcopy_core.reporting.analysis import pareto_front
 from jobs import evaluate, report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -30,7 +30,7 @@ def fake_run(folder, policy="rl_semseg", seed=0, exec_fraction=0.5, gmacs=10.0, 
     rng = np.random.default_rng(seed)
     config = {"run_id": folder.name, "block_policy": policy, "model_backbone": "resnet18", "block_size": 64,
               "block_target": 0.4, "data": "synthetic", "model_checkpoint": None}
-    writer = ReportWriter(folder, folder.name, config)
+    writer = RunWriter(folder, folder.name, config)
     for c in range(num_clips):
         clip_id = f"clip{c}"
         if clip_id in failed:
@@ -52,9 +52,7 @@ def fake_run(folder, policy="rl_semseg", seed=0, exec_fraction=0.5, gmacs=10.0, 
     if finished:
         figures, _ = aggregate_clips(read_table(folder, "clips"))
         audit_figures = {"dense_agreement": audit, "dense_kl": 0.1} if audit is not None else {}
-        writer.write_summary({"run_id": folder.name, "policy": policy, "backbone": "resnet18", "block_size": 64,
-                              "block_target": 0.4, **figures, **audit_figures, "fps": fps, "num_actors": 1},
-                             config)
+        writer.write_summary(summary_row(config, {**figures, **audit_figures}, fps=fps, num_actors=1))
     return folder
 
 

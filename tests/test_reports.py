@@ -3,16 +3,28 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from blockcopy_core.reports import read_summary, write_summary
+from blockcopy_core.pipeline import ClipResult, FrameResult
+from blockcopy_core.reporting import SUMMARY_SCHEMA, RunWriter, read_summary, read_table, summary_row
+from blockcopy_core.reporting.writer import write_summary
 
 
 def test_summary_round_trip_with_config_in_metadata(tmp_path):
-    row = {"run_id": "r1", "mean_iou": 75.6, "num_frames": 40}
-    config = {"block_policy": "static", "seed": 3}
-    path = write_summary(tmp_path / "run", row, config)
-    assert read_summary(tmp_path / "run") == {**row, "config": config}
+    config = {"run_id": "r1", "block_policy": "static", "block_size": 64, "seed": 3}
+    path = write_summary(tmp_path / "run", summary_row(config, {"mean_iou": 75.6, "num_frames": 40}, fps=2.5))
+    summary = read_summary(tmp_path / "run")
+    assert list(summary) == SUMMARY_SCHEMA.names
+    assert summary["config"] == config
+    assert (summary["run_id"], summary["policy"], summary["block_size"]) == ("r1", "static", 64)
+    assert (summary["mean_iou"], summary["num_frames"], summary["fps"]) == (75.6, 40, 2.5)
+    assert summary["num_actors"] is None  # not given: null, never a column missing
+    assert pq.read_schema(path).remove_metadata() == SUMMARY_SCHEMA
     metadata = pq.read_schema(path).metadata
     assert json.loads(metadata[b"blockcopy.config"]) == config
+
+
+def test_summary_row_refuses_a_column_the_schema_lacks():
+    with pytest.raises(KeyError, match="mIoU"):
+        summary_row({}, {"mIoU": 75.6})
 
 
 def test_reading_a_folder_without_summary_says_so(tmp_path):
@@ -21,10 +33,7 @@ def test_reading_a_folder_without_summary_says_so(tmp_path):
 
 
 def test_frames_of_an_uncommitted_batch_are_ignored(tmp_path):
-    from blockcopy_core.reports import ReportWriter, read_table
-    from blockcopy_core.runner import ClipResult, FrameResult
-
-    writer = ReportWriter(tmp_path, "r1", {})
+    writer = RunWriter(tmp_path, "r1", {})
     result = ClipResult("c1", "eval", num_frames=1, frames=[FrameResult(0, "f0", 1.0, 0.5, 10.0)])
     writer.append([result])
     assert read_table(tmp_path, "frames").num_rows == 1

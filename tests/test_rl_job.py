@@ -4,7 +4,7 @@ import pytest
 
 from blockcopy_core.data import build_clips
 from blockcopy_core.data.synthetic import export_cityscapes, export_demo
-from blockcopy_core.reports import read_summary, read_table
+from blockcopy_core.reporting import read_summary, read_table
 from jobs import evaluate
 
 RL = ["--block-policy", "rl_semseg", "--block-size", "32", "--block-target", "0.5", "--clip-length", "4",

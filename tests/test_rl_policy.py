@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from blockcopy_core.blockcopy import BlockCopyModel
+from blockcopy_core import BlockCopyModel, BlockCopySettings
 from blockcopy_core.data import build_clips, iter_frames
 from blockcopy_core.data.transforms import normalize
 from blockcopy_core.models import build_swiftnet, fold_batchnorm
+from blockcopy_core.policies import ClipState, LearnedPolicy
+from blockcopy_core.policies.learned import NOT_LEARNING_AFTER
 
 BLOCK = 32
 SIZE = (64, 128)
@@ -121,10 +123,8 @@ def test_nan_in_the_output_is_a_clear_error(network):
 
 
 def test_a_policy_that_does_not_learn_is_reported(caplog):
-    from blockcopy_core.policies import ClipState
-    from blockcopy_core.rl_policy import NOT_LEARNING_AFTER, LearnedPolicy
-
-    policy = LearnedPolicy(lr=0.0)  # frozen: executed and copied blocks keep the same probabilities
+    # frozen: executed and copied blocks keep the same probabilities
+    policy = LearnedPolicy(BlockCopySettings(block_optim_lr=0.0))
     generator = torch.Generator().manual_seed(0)
     state = ClipState(block_size=32, previous_output=torch.randn(1, 19, 32, 64, generator=generator),
                       previous_grid=torch.ones(1, 1, 2, dtype=torch.bool), frame_state=torch.zeros(1, 3, 32, 64))

@@ -2,9 +2,9 @@
 
 Policy (see docs/data.md): ``res`` is the short side of the working resolution and the long side follows the
 frame's aspect ratio (rounded), so res 1024 turns a 1024x2048 Cityscapes frame into 1024x2048 and res 512
-into 512x1024. Images are resized bilinearly, labels with nearest neighbour. Padding goes to the bottom and
-right, after normalisation, with zeros (= the dataset mean colour) for images and 255 (ignore) for labels;
-the size before padding is returned so that predictions can be cropped back.
+into 512x1024. Images are resized bilinearly; labels never are (predictions are scored at the label's size).
+Padding goes to the bottom and right, after normalisation, with zeros (= the dataset mean colour) for images
+and 255 (ignore) for labels; the size before padding is returned so that predictions can be cropped back.
 """
 
 from __future__ import annotations
@@ -48,14 +48,6 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.array(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
 
 
-def resize_label(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of an HxW uint8 label map (no new class ids appear)."""
-    height, width = _check_size(size)
-    if label.shape == (height, width):
-        return label
-    return np.array(Image.fromarray(label).resize((width, height), Image.Resampling.NEAREST))
-
-
 def normalize(image: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 RGB -> 3xHxW float32 ``(x / 255 - mean) / std`` with the Cityscapes statistics."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -81,14 +73,3 @@ def pad_to_multiple(
     if pad_h or pad_w:
         tensor = F.pad(tensor, (0, pad_w, 0, pad_h), value=value)
     return tensor, (height, width)
-
-
-def crop_to_size(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Undo :func:`pad_to_multiple`: keep the top-left ``size`` = (H, W) of the last two dims."""
-    return tensor[..., : size[0], : size[1]]
-
-
-def preprocess(image: np.ndarray, res: int | None, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Resize to the working resolution, normalise and pad: 3xH'xW' input plus the unpadded (H, W)."""
-    size = target_size(image.shape[0], image.shape[1], res)
-    return pad_to_multiple(normalize(resize_image(image, size)), multiple)

@@ -33,10 +33,6 @@ class BlockLayout:
         return cls(grid, exec_idx, torch.nonzero(~flat).reshape(-1), block_pos)
 
     @property
-    def num_images(self) -> int:
-        return self.grid.shape[0]
-
-    @property
     def grid_hw(self) -> tuple[int, int]:
         return self.grid.shape[1], self.grid.shape[2]
 
@@ -90,12 +86,6 @@ class Window:
         the block's own outputs: before = padding, after = dilation * (kernel - 1) - padding - stride + 1."""
         after = [d * (k - 1) - p - s + 1 for k, s, p, d in zip(self.kernel, self.stride, self.padding, self.dilation)]
         return self.padding[0], max(after[0], 0), self.padding[1], max(after[1], 0)
-
-    def dense_output_hw(self, in_hw: tuple[int, int]) -> tuple[int, int]:
-        return tuple(
-            (n + 2 * p - d * (k - 1) - 1) // s + 1
-            for n, k, s, p, d in zip(in_hw, self.kernel, self.stride, self.padding, self.dilation)
-        )
 
 
 def pair(value: int | tuple[int, ...] | list[int], name: str) -> tuple[int, int]:

@@ -1,7 +1,7 @@
 """Building a clip runner from a small, picklable description: the same code serves inline runs and Ray actors.
 
 The driver builds the network once (from a checkpoint, or seeded random weights) and hands its state dict to
-every worker, so all workers hold identical weights and none needs the checkpoint file.
+every executor, so all runners hold identical weights and none needs the checkpoint file.
 """
 
 from __future__ import annotations
@@ -11,21 +11,25 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .models import build_swiftnet, fold_batchnorm
-from .runner import ClipRunner
+from ..blockcopy import BlockCopyModel
+from ..models import build_swiftnet, fold_batchnorm
+from ..settings import BlockCopySettings
+from .runner import ClipRunner, FrameOutput
 from .visualize import FrameWriter, PredictionWriter
 
 
 @dataclass(frozen=True)
-class WorkerConfig:
+class RunnerConfig:
+    """Everything a clip runner is built from (the weights travel separately)."""
+
     backbone: str = "resnet18"
-    num_classes: int = 19
-    block_settings: dict = field(default_factory=lambda: {"block_policy": "static", "block_size": 128})
+    # block_policy "static" runs the plain dense model; block_num_classes is also SwiftNet's number of classes
+    blockcopy: BlockCopySettings = field(default_factory=lambda: BlockCopySettings(block_policy="static"))
     device: str | None = None  # None: cuda if available, else cpu
     half: bool = False  # float16 on GPU, bfloat16 on CPU
     res: int | None = None  # short side fed to the model; None keeps the frames' size
     measure: bool = True  # metrics and MAC counting (off in speed mode)
-    workers: int = 0  # frames read ahead
+    prefetch: int = 0  # frames read ahead of the model
     output_dir: str | None = None  # pictures and animations for people
     predictions_dir: str | None = None  # Cityscapes-format labelId PNGs
     seed: int = 0
@@ -33,12 +37,16 @@ class WorkerConfig:
 
     @property
     def policy(self) -> str:
-        return self.block_settings["block_policy"]
+        return self.blockcopy.block_policy
+
+    @property
+    def num_classes(self) -> int:
+        return self.blockcopy.block_num_classes
 
     @property
     def pad_multiple(self) -> int:
         """Frames are padded to this multiple: the network's stride, and the block grid for BlockCopy."""
-        return 32 if self.policy == "static" else math.lcm(32, self.block_settings["block_size"])
+        return 32 if self.policy == "static" else math.lcm(32, self.blockcopy.block_size)
 
 
 def select_device(requested: str | None) -> torch.device:
@@ -51,7 +59,7 @@ def select_dtype(half: bool, device: torch.device) -> torch.dtype:
     return torch.float16 if device.type == "cuda" else torch.bfloat16
 
 
-def build_model(config: WorkerConfig, state_dict: dict[str, torch.Tensor], device: torch.device,
+def build_model(config: RunnerConfig, state_dict: dict[str, torch.Tensor], device: torch.device,
                 dtype: torch.dtype) -> torch.nn.Module:
     """SwiftNet with ``state_dict`` loaded, BatchNorm folded, on ``device``; wrapped for BlockCopy policies."""
     model = build_swiftnet(config.backbone, config.num_classes)
@@ -61,12 +69,10 @@ def build_model(config: WorkerConfig, state_dict: dict[str, torch.Tensor], devic
         model = model.to(memory_format=torch.channels_last)
     if config.policy == "static":
         return model
-    from .blockcopy import BlockCopyModel
-
-    return BlockCopyModel(model, config.block_settings)
+    return BlockCopyModel(model, config.blockcopy)
 
 
-def outputs(config: WorkerConfig) -> list:
+def outputs(config: RunnerConfig) -> list[FrameOutput]:
     """Writers of pictures and prediction files the configuration asks for."""
     writers = []
     if config.output_dir:
@@ -76,12 +82,14 @@ def outputs(config: WorkerConfig) -> list:
     return writers
 
 
-def build_runner(config: WorkerConfig, state_dict: dict[str, torch.Tensor]) -> ClipRunner:
+def build_runner(config: RunnerConfig, state_dict: dict[str, torch.Tensor], actor: str = "inline",
+                 node: str = "local") -> ClipRunner:
+    """The runner of one executor (``actor`` on ``node`` names it in the results)."""
     torch.manual_seed(config.seed)
     device = select_device(config.device)
     dtype = select_dtype(config.half, device)
     model = build_model(config, state_dict, device, dtype)
     return ClipRunner(model, device, dtype, res=config.res, pad_multiple=config.pad_multiple,
-                      measure=config.measure, workers=config.workers, channels_last=device.type == "cpu",
-                      outputs=outputs(config), audit_every=config.audit_every,
-                      num_classes=config.num_classes)
+                      measure=config.measure, prefetch_depth=config.prefetch, channels_last=device.type == "cpu",
+                      outputs=outputs(config), audit_every=config.audit_every, num_classes=config.num_classes,
+                      actor=actor, node=node)

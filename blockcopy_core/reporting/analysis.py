@@ -1,6 +1,6 @@
 """Figures for comparing evaluation runs: one row per run, differences against a baseline, per-class IoU, worst clips.
 
-Reads the run folders that ``jobs.evaluate`` writes (see ``reports.py``). A finished run's figures are its
+Reads the run folders that ``jobs.evaluate`` writes (see ``schema``). A finished run's figures are its
 ``summary.parquet``; a folder with ``clips/`` but no summary (a run in progress, or one that was interrupted)
 gets them recomputed from its clip rows, with FPS unknown, and is marked incomplete. Per-class IoU and per-clip
 figures always come from the clip rows' confusion matrices.
@@ -18,9 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .constants import CLASS_NAMES, NUM_CLASSES
-from .metrics import ConfusionMatrix
-from .reports import CONFIG_KEY, SUMMARY_FILE, aggregate_audit, aggregate_clips, read_summary, read_table
+from ..constants import CLASS_NAMES, NUM_CLASSES
+from ..metrics import ConfusionMatrix
+from .results import aggregate_audit, aggregate_clips, read_summary, read_table
+from .schema import CONFIG_KEY, SUMMARY_FILE, summary_row
 
 COMPLETE, PARTLY_FAILED, INCOMPLETE = "complete", "partly failed", "incomplete"
 CLIP_ORDERS = ("iou", "exec")  # worst clips: lowest mIoU first, or highest execution fraction first
@@ -64,7 +65,8 @@ def load_run(path: str | os.PathLike, label: str | None = None) -> Run:
             config = figures.pop("config")
         else:
             config = _config_of(path)
-            figures = {**_settings(config), **recomputed, **_audit(path), "fps": NAN}
+            figures = summary_row(config, {**recomputed, **_audit(path)}, fps=NAN)
+            figures.pop("config")
     except (OSError, pa.ArrowException, ValueError, KeyError, IndexError) as exc:
         raise NotARunError(f"{path}: cannot read its report: {type(exc).__name__}: {exc}") from exc
     figures["config"] = config
@@ -178,14 +180,6 @@ def notes(runs: list[Run], failures_per_run: int = 5) -> list[str]:
             lines.append(f"{run.label}: and {len(failed) - failures_per_run} more failed clips "
                          f"(status and error columns of {run.path / 'clips'})")
     return lines
-
-
-def _settings(config: dict) -> dict:
-    """The summary's setting columns, from the run configuration stored with every part file."""
-    return {"run_id": config.get("run_id", ""), "policy": config.get("block_policy", ""),
-            "backbone": config.get("model_backbone", ""), "block_size": config.get("block_size"),
-            "block_target": config.get("block_target"), "data": config.get("data", ""),
-            "checkpoint": config.get("model_checkpoint") or ""}
 
 
 def _config_of(path: Path) -> dict:

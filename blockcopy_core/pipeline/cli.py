@@ -1,13 +1,16 @@
-"""Command-line flags of the evaluation job: the original ``test_swiftnet.py`` flags plus our own."""
+"""Command-line flags of the evaluation job: the original ``test_swiftnet.py`` flags plus our own.
+
+The BlockCopy flags are generated from :class:`~blockcopy_core.settings.BlockCopySettings`, which holds their
+defaults, help texts and validation.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from blockcopy_core.blockcopy import DEFAULT_SETTINGS
-from blockcopy_core.models import BACKBONES, SYNTHETIC_CHECKPOINT
-
-POLICIES = ("static", "all", "none", "random", "rl_semseg")
+from ..models import BACKBONES, SYNTHETIC_CHECKPOINT
+from ..policies import POLICIES
+from ..settings import BlockCopySettings, add_arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,14 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
                       help="clips the learned policy trains on before evaluation (unscored; only rl_semseg)")
     data.add_argument("--num-clips-eval", type=int, default=-1,
                       help="evaluation clips; -1 = all (synthetic: 8)")
-    data.add_argument("--workers", type=int, default=2,
+    data.add_argument("--prefetch", type=int, default=2,
                       help="frames read ahead of the model by a background thread (0: read in the model's thread)")
+    data.add_argument("--workers", type=int, dest="prefetch", help=argparse.SUPPRESS)  # the old name of --prefetch
     data.add_argument("--single-clip-loop", action="store_true",
                       help="load the first evaluation clip once and run it for every evaluation clip (no I/O)")
-    data.add_argument("--seed", type=int, default=0, help="seed of the synthetic clips, the random policy and torch")
+    data.add_argument("--seed", type=int, default=0,
+                      help="seed of the synthetic clips, the warm-up clip order and torch (the random and learned "
+                           "policies draw from generators of their own, seeded 0)")
 
     model = parser.add_argument_group("model")
     model.add_argument("--model-backbone", choices=BACKBONES + ("rn18", "rn34", "rn50"), default="resnet18")
+    model.add_argument("--num-classes", type=int, dest="block_num_classes",
+                       default=BlockCopySettings.block_num_classes,
+                       help="classes of SwiftNet's output (the learned policy reads as many class maps)")
     model.add_argument("--model-checkpoint", help="SwiftNet checkpoint ({'state_dict': ...} or a bare state dict); "
                                                   "synthetic data with resnet18: the shipped "
                                                   "pretrained/swiftnet_rn18_synthetic.pth unless given")
@@ -47,17 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--batch-size", type=int, default=1, help="clips processed side by side")
 
     block = parser.add_argument_group("BlockCopy")
-    block.add_argument("--block-policy", choices=POLICIES, default="static")
-    block.add_argument("--block-size", type=int, default=128, help="block side in input pixels")
-    block.add_argument("--block-target", type=float, default=0.5, help="target fraction of executed blocks")
-    block.add_argument("--block-num-classes", type=int, default=19)
-    block.add_argument("--block-train-interval", type=int, default=4)
-    block.add_argument("--block-complexity-weight", type=float, default=5.0)
-    block.add_argument("--block-optim-lr", type=float, default=1e-4)
-    block.add_argument("--block-optim-wd", type=float, default=1e-3)
-    block.add_argument("--block-optim-momentum", type=float, default=0.0)
-    block.add_argument("--block-cost-momentum", type=float, default=0.9)
-    block.add_argument("--block-policy-verbose", action="store_true", help="print the policy's statistics per frame")
+    add_arguments(block, defaults={"block_policy": "static"}, choices={"block_policy": ("static", *POLICIES)},
+                  help={"block_policy": "static: the plain dense model; all, none, random (each block with p=0.5) "
+                                        "or the learned rl_semseg: BlockCopy", "block_num_classes": argparse.SUPPRESS})
     block.add_argument("--policy-checkpoint", metavar="PATH",
                        help="rl_semseg: load this policy state before warm-up when the file exists (then a short or "
                             "no warm-up suffices); the final state is always written to REPORT_DIR/policy.pt")
@@ -92,11 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def block_settings(args: argparse.Namespace) -> dict:
-    """The BlockCopy settings dict (the original argparser's keys) taken from parsed flags."""
-    return {key: getattr(args, key) for key in DEFAULT_SETTINGS}
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -122,9 +118,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.model_checkpoint = str(SYNTHETIC_CHECKPOINT)
     if args.audit_every < 0:
         parser.error("--audit-every must be 0 (off) or positive")
-    for flag in ("clip_length", "batch_size", "block_size", "block_train_interval"):
+    for flag in ("clip_length", "batch_size"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1")
+    try:
+        args.blockcopy = BlockCopySettings.from_args(args)
+    except ValueError as exc:  # "block_size must be ...": say it with the flag's name
+        name, reason = str(exc).split(" ", 1)
+        parser.error(f"--{name.replace('_', '-')} {reason}")
     if args.policy_checkpoint and args.block_policy != "rl_semseg":
         parser.error("--policy-checkpoint goes with --block-policy rl_semseg (the only policy that learns)")
     if args.resume and not args.report_dir:
@@ -135,6 +136,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--cpus-per-actor and --gpus-per-actor must be positive")
     if args.res is not None and args.res < 32:
         parser.error("--res must be at least 32")
-    if not 0.0 <= args.block_target <= 1.0:
-        parser.error("--block-target must lie in [0, 1]")
     return args

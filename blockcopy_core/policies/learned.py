@@ -12,8 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import math
-import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import torch
@@ -21,10 +20,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .policies import BlockPolicy, ClipState, register_policy
+from ..settings import BlockCopySettings
+from .base import BlockPolicy, ClipState, grid_size
 
 log = logging.getLogger("blockcopy")
 T = TypeVar("T")
+POLICY_SEED = 0  # of the initial network and the sampling: the same in every run
 NOT_LEARNING_AFTER = 300  # frames after which indistinct probabilities for executed / copied blocks warn
 NOT_LEARNING_MARGIN = 0.1  # a frozen, untrained network already shows ~0.03-0.05 (selection of likelier blocks)
 
@@ -69,26 +70,23 @@ class PolicyNet(nn.Module):
 class LearnedPolicy(BlockPolicy):
     """``rl_semseg``: samples the grid from the policy network and learns from each frame's reward."""
 
-    def __init__(self, num_classes: int = 19, target: float = 0.5, train_interval: int = 4,
-                 complexity_weight: float = 5.0, lr: float = 1e-4, weight_decay: float = 1e-3,
-                 momentum: float = 0.0, cost_momentum: float = 0.9, verbose: bool = False,
-                 round_to_sixteenths: bool = False, seed: int = 0):
+    def __init__(self, settings: BlockCopySettings | None = None):
         super().__init__()
-        self.num_classes = num_classes
-        self.target = target
-        self.train_interval = train_interval
-        self.complexity_weight = complexity_weight
-        self.cost_momentum = cost_momentum
-        self.verbose = verbose
-        self.round_to_sixteenths = round_to_sixteenths
-        with torch.random.fork_rng(devices=[]):  # the same seed gives the same initial network
-            torch.manual_seed(seed)
+        settings = settings or BlockCopySettings()
+        self.num_classes = settings.block_num_classes
+        self.target = settings.block_target
+        self.train_interval = settings.block_train_interval
+        self.complexity_weight = settings.block_complexity_weight
+        self.cost_momentum = settings.block_cost_momentum
+        self.verbose = settings.block_policy_verbose
+        with torch.random.fork_rng(devices=[]):  # every run starts from the same initial network
+            torch.manual_seed(POLICY_SEED)
             # channels_last: oneDNN (and cuDNN) run these small-channel convolutions ~20% faster in that layout
-            self.net = PolicyNet(3 + 3 + num_classes + 1).to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.RMSprop(self.net.parameters(), lr=lr, weight_decay=weight_decay,
-                                             momentum=momentum)
-        self.generator = torch.Generator().manual_seed(seed)  # Bernoulli sampling
-        self.rng = random.Random(seed)
+            self.net = PolicyNet(3 + 3 + self.num_classes + 1).to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.RMSprop(self.net.parameters(), lr=settings.block_optim_lr,
+                                             weight_decay=settings.block_optim_wd,
+                                             momentum=settings.block_optim_momentum)
+        self.generator = torch.Generator().manual_seed(POLICY_SEED)  # Bernoulli sampling
         self.running_cost: float | None = None  # running execution fraction, the complexity reward's input
         self.frames_seen = 0
         self.updates = 0
@@ -109,7 +107,7 @@ class LearnedPolicy(BlockPolicy):
 
     # ------------------------------------------------------------------------------------------ acting
     def forward(self, frames: Tensor, state: ClipState) -> Tensor:
-        n, gh, gw = self.grid_like(frames, state)
+        n, gh, gw = grid_size(frames, state)
         self._log_prob = self._probs = None
         if state.previous_output is None or state.frame_state is None or state.previous_grid is None:
             self.last_policy_macs = 0
@@ -123,8 +121,6 @@ class LearnedPolicy(BlockPolicy):
             raise FloatingPointError("rl_semseg policy produced NaN/inf logits: the policy network diverged")
         probs = torch.sigmoid(logits.detach())
         grid = torch.bernoulli(probs.cpu(), generator=self.generator).bool().to(probs.device)
-        if self.round_to_sixteenths:
-            grid = self._round_up(grid)
         self._probs = probs
         with torch.enable_grad():  # the log-probability of the sampled grid, kept for REINFORCE
             self._log_prob = torch.where(grid, F.logsigmoid(logits), F.logsigmoid(-logits))
@@ -153,17 +149,6 @@ class LearnedPolicy(BlockPolicy):
             result = fn(*args)
         self._macs[key] = counter.get_total_flops() // 2
         return result, self._macs[key]
-
-    def _round_up(self, grid: Tensor) -> Tensor:
-        """Execute extra random blocks so each image runs a multiple of 1/16 of its grid (few distinct shapes)."""
-        n, gh, gw = grid.shape
-        step = max(1, math.ceil(gh * gw / 16))
-        flat = grid.reshape(n, -1).clone()
-        for i in range(n):
-            missing = -int(flat[i].sum()) % step
-            idle = torch.nonzero(~flat[i]).flatten().tolist()
-            flat[i, self.rng.sample(idle, min(missing, len(idle)))] = True
-        return flat.reshape(n, gh, gw)
 
     # ---------------------------------------------------------------------------------------- learning
     def observe(self, frames: Tensor, grid: Tensor, output: Tensor, state: ClipState) -> None:
@@ -254,16 +239,3 @@ class LearnedPolicy(BlockPolicy):
 
 def _quarter(x: Tensor) -> Tensor:
     return F.interpolate(x, scale_factor=0.25, mode="bilinear", align_corners=False)
-
-
-def build_learned_policy(settings: Mapping[str, Any]) -> LearnedPolicy:
-    return LearnedPolicy(
-        num_classes=settings["block_num_classes"], target=settings["block_target"],
-        train_interval=settings["block_train_interval"], complexity_weight=settings["block_complexity_weight"],
-        lr=settings["block_optim_lr"], weight_decay=settings["block_optim_wd"],
-        momentum=settings["block_optim_momentum"], cost_momentum=settings["block_cost_momentum"],
-        verbose=settings["block_policy_verbose"],
-    )
-
-
-register_policy("rl_semseg", build_learned_policy)

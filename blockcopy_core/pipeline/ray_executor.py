@@ -3,6 +3,7 @@
 Weights travel once through the object store; clip descriptors go to actors, which read or generate the frames
 themselves, and small results come back. Batches are handed to whichever actor is idle. An actor whose process
 dies is restarted by Ray and its batch re-run (Ray retries the call), so every clip is reported exactly once.
+This module imports Ray; the rest of the package does not need it.
 """
 
 from __future__ import annotations
@@ -11,41 +12,36 @@ import logging
 import os
 import socket
 from collections import deque
-from collections.abc import Callable
 
 import ray
 import torch
 from ray.exceptions import RayActorError
 
-from blockcopy_core.data import Clip
-from blockcopy_core.runner import ClipResult
-from blockcopy_core.worker import WorkerConfig, build_runner
+from ..data import Clip
+from .config import RunnerConfig, build_runner
+from .executor import ResultSink
+from .results import ClipResult
 
 log = logging.getLogger("blockcopy")
 
 
 @ray.remote
-class ClipWorker:
+class ClipActor:
     """Holds one BlockCopy SwiftNet (and its policy) on the device Ray assigned and runs the clips it is given."""
 
-    def __init__(self, config: WorkerConfig, weights: dict[str, torch.Tensor], threads: int):
+    def __init__(self, config: RunnerConfig, weights: dict[str, torch.Tensor], threads: int):
         torch.set_num_threads(threads)
-        # Ray sets CUDA_VISIBLE_DEVICES to this actor's GPUs, so "cuda" is the GPU assigned to it.
-        self.runner = build_runner(config, weights)
         context = ray.get_runtime_context()
-        self.actor = context.get_actor_id()[:12]
-        self.node = f"{socket.gethostname()}:{context.get_node_id()[:8]}"
-        self.device = str(self.runner.device)
+        # Ray sets CUDA_VISIBLE_DEVICES to this actor's GPUs, so "cuda" is the GPU assigned to it.
+        self.runner = build_runner(config, weights, actor=context.get_actor_id()[:12],
+                                   node=f"{socket.gethostname()}:{context.get_node_id()[:8]}")
 
-    def run(self, clips: list[Clip], phase: str, measure: bool) -> list[ClipResult]:
-        self.runner.measure = measure
-        results = self.runner.run(clips, phase)
-        for result in results:
-            result.actor, result.node, result.device = self.actor, self.node, self.device
-        return results
+    def run(self, clips: list[Clip], phase: str) -> list[ClipResult]:
+        return self.runner.run(clips, phase)
 
     def info(self) -> dict:
-        return {"pid": os.getpid(), "actor": self.actor, "node": self.node, "device": self.device,
+        runner = self.runner
+        return {"pid": os.getpid(), "actor": runner.actor, "node": runner.node, "device": str(runner.device),
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""), "gpu_ids": ray.get_gpu_ids(),
                 "threads": torch.get_num_threads()}
 
@@ -75,12 +71,11 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
 
 
 class RayExecutor:
-    """Creates the actors, dispatches batches of clips dynamically and collects the results."""
+    """Creates the actors, dispatches batches of clips dynamically and collects the results (an ``Executor``)."""
 
-    def __init__(self, config: WorkerConfig, weights: dict[str, torch.Tensor], *, num_actors: int | None = None,
+    def __init__(self, config: RunnerConfig, weights: dict[str, torch.Tensor], *, num_actors: int | None = None,
                  cpus_per_actor: float = 2, gpus_per_actor: float = 1, max_restarts: int = 3,
                  disconnect_on_close: bool = False):
-        self.measure = config.measure
         self.disconnect_on_close = disconnect_on_close
         resources = ray.cluster_resources()
         if config.device != "cpu" and resources.get("GPU", 0) >= gpus_per_actor:
@@ -94,7 +89,7 @@ class RayExecutor:
         self._weights_ref = weights_ref = ray.put(weights)
         threads = max(1, int(cpus_per_actor))
         self.actors = [
-            ClipWorker.options(max_restarts=max_restarts, max_task_retries=max_restarts, **options)
+            ClipActor.options(max_restarts=max_restarts, max_task_retries=max_restarts, **options)
             .remote(config, weights_ref, threads)
             for _ in range(count)
         ]
@@ -104,14 +99,13 @@ class RayExecutor:
             log.info("actor %s on %s: device %s, %d threads, CUDA_VISIBLE_DEVICES=%r", info["actor"], info["node"],
                      info["device"], info["threads"], info["cuda_visible_devices"])
 
-    def run_phase(self, batches: list[list[Clip]], phase: str,
-                  on_results: Callable[[list[ClipResult]], None]) -> None:
+    def run_phase(self, batches: list[list[Clip]], phase: str, on_results: ResultSink) -> None:
         if phase == "warmup":
             self._warm_up(batches, on_results)
         else:
             self._dispatch(batches, phase, self.actors, on_results)
 
-    def _warm_up(self, batches: list[list[Clip]], on_results: Callable[[list[ClipResult]], None]) -> None:
+    def _warm_up(self, batches: list[list[Clip]], on_results: ResultSink) -> None:
         """One actor learns the policy on all warm-up clips; every actor then starts from its state."""
         self._dispatch(batches, "warmup", self.actors[:1], on_results)
         state = self.policy_state()
@@ -125,16 +119,17 @@ class RayExecutor:
     def load_policy_state(self, state: bytes) -> None:
         ray.get([actor.load_policy_state.remote(state) for actor in self.actors])
 
-    def _dispatch(self, batches: list[list[Clip]], phase: str, actors: list,
-                  on_results: Callable[[list[ClipResult]], None]) -> None:
+    def _dispatch(self, batches: list[list[Clip]], phase: str, actors: list, on_results: ResultSink) -> None:
+        # Our own loop rather than ray.util.ActorPool: the pool hands the next batch to an actor whose restarts
+        # are exhausted (and that batch fails too), while here a dead actor leaves the rotation and the others
+        # take over its share.
         queue = deque(batches)
         idle = deque(actors)
         pending: dict = {}
-        measure = self.measure and phase == "eval"
         while queue or pending:
             while idle and queue:
                 actor, batch = idle.popleft(), queue.popleft()
-                pending[actor.run.remote(batch, phase, measure)] = (actor, batch)
+                pending[actor.run.remote(batch, phase)] = (actor, batch)
             if not pending:  # every actor has given up: the rest cannot run
                 error = "no actor left: every actor died more often than --max-actor-restarts allows"
                 on_results([ClipResult(clip.clip_id, phase, status="failed", error=error)

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 
-from blockcopy_core.runner import ClipResult
+from .results import ClipResult
 
 log = logging.getLogger("blockcopy")
 

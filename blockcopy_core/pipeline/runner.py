@@ -1,4 +1,4 @@
-"""Running a segmentation model over clips: the per-clip worker shared by the inline and Ray executors.
+"""Running a segmentation model over clips: the clip runner that both executors (inline and Ray) use.
 
 The runner reads (or generates) the frames itself from the clip descriptor, feeds the model one frame per clip
 at a time (several clips side by side), and returns small results: per-frame statistics and a per-clip
@@ -12,62 +12,19 @@ import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data import Clip, Frame, iter_frames
+from ..data.transforms import normalize, pad_to_multiple, resize_image, target_size
+from ..macs import count_macs
+from ..metrics import ConfusionMatrix
 from .audit import dense_fidelity
-from .data import Clip, Frame, iter_frames
-from .data.transforms import normalize, pad_to_multiple, resize_image, target_size
-from .macs import count_macs
-from .metrics import ConfusionMatrix
 from .prefetch import prefetch
-
-
-@dataclass
-class FrameResult:
-    frame_index: int
-    name: str
-    exec_fraction: float
-    gmacs: float
-    latency_ms: float
-    policy_gmacs: float = 0.0
-    dense_agreement: float = math.nan  # audited frames only (see --audit-every)
-    dense_kl: float = math.nan
-
-
-@dataclass
-class ClipResult:
-    clip_id: str
-    phase: str
-    status: str = "ok"
-    error: str = ""
-    num_frames: int = 0
-    wall_s: float = 0.0
-    compute_s: float = 0.0
-    actor: str = ""
-    node: str = ""
-    device: str = ""
-    height: int = 0  # input size fed to the model, before padding
-    width: int = 0
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, this clip's share
-    confusion: list[int] | None = None
-    frames: list[FrameResult] = field(default_factory=list)
-
-    @property
-    def exec_fraction(self) -> float:
-        return float(np.mean([f.exec_fraction for f in self.frames])) if self.frames else float("nan")
-
-    @property
-    def gmacs_per_frame(self) -> float:
-        return float(np.mean([f.gmacs for f in self.frames])) if self.frames else float("nan")
-
-    @property
-    def policy_gmacs_per_frame(self) -> float:
-        return float(np.mean([f.policy_gmacs for f in self.frames])) if self.frames else float("nan")
+from .results import ClipResult, FrameResult
 
 
 class FrameOutput(Protocol):
@@ -83,20 +40,25 @@ class ClipRunner:
 
     ``model(frames) -> logits``; a wrapper also has ``reset_temporal()`` and ``last_exec_fraction`` and
     ``last_grid``. Frames are resized so the short side is ``res`` (when given) and padded to a multiple of
-    ``pad_multiple``; predictions are cropped back and compared with labels at the label's own size.
+    ``pad_multiple``; predictions are cropped back and compared with labels at the label's own size. Metrics and
+    MACs are measured on evaluation clips when ``measure`` is on (never on warm-up clips); results carry
+    ``actor`` and ``node``, the names of where they ran.
     """
 
     def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
                  dtype: torch.dtype = torch.float32, res: int | None = None, pad_multiple: int = 32,
-                 measure: bool = True, workers: int = 0, channels_last: bool = False,
-                 outputs: Sequence[FrameOutput] = (), num_classes: int = 19, audit_every: int = 0):
+                 measure: bool = True, prefetch_depth: int = 0, channels_last: bool = False,
+                 outputs: Sequence[FrameOutput] = (), num_classes: int = 19, audit_every: int = 0,
+                 actor: str = "inline", node: str = "local"):
         self.model = model
         self.device = device
         self.dtype = dtype
         self.res = res
         self.pad_multiple = pad_multiple
         self.measure = measure
-        self.workers = workers
+        self.prefetch_depth = prefetch_depth
+        self.actor = actor
+        self.node = node
         self.channels_last = channels_last
         self.outputs = list(outputs)
         self.audit_every = audit_every
@@ -123,21 +85,27 @@ class ClipRunner:
 
     def run(self, clips: list[Clip], phase: str) -> list[ClipResult]:
         """Run clips side by side; if one fails, record it and re-run the others on their own."""
+        results = self._run_or_record(clips, phase)
+        for result in results:
+            result.actor, result.node, result.device = self.actor, self.node, str(self.device)
+        return results
+
+    def _run_or_record(self, clips: list[Clip], phase: str) -> list[ClipResult]:
         try:
-            return self._run_batch(clips, phase)
+            return self._run_batch(clips, phase, self.measure and phase == "eval")
         except Exception as exc:  # noqa: BLE001 - any failure of a clip is recorded, never fatal
             if len(clips) == 1:
                 error = f"{type(exc).__name__}: {exc}"
                 traceback.print_exc()
                 return [ClipResult(clips[0].clip_id, phase, status="failed", error=error)]
-            return [result for clip in clips for result in self.run([clip], phase)]
+            return [result for clip in clips for result in self._run_or_record([clip], phase)]
 
     def _frames(self, clip: Clip) -> Iterator[Frame]:
         if self._looped_frames is not None:
             return iter(self._looped_frames)
-        return prefetch(iter_frames(clip), self.workers)
+        return prefetch(iter_frames(clip), self.prefetch_depth)
 
-    def _run_batch(self, clips: list[Clip], phase: str) -> list[ClipResult]:
+    def _run_batch(self, clips: list[Clip], phase: str, measure: bool) -> list[ClipResult]:
         lengths = {clip.num_frames for clip in clips}
         if len(lengths) != 1:
             raise ValueError(f"clips run side by side must have equal lengths, got {sorted(lengths)}")
@@ -157,7 +125,7 @@ class ClipRunner:
             batch, size = self._prepare(frames)
             self.stage_seconds["load"] += time.perf_counter() - tick
 
-            logits, macs, seconds = self._forward(batch)
+            logits, macs, seconds = self._forward(batch, measure)
             compute += seconds
             grid = getattr(self.model, "last_grid", None)
             fractions = getattr(self.model, "last_execution_fractions", None)
@@ -174,11 +142,11 @@ class ClipRunner:
                     index, frame.name, 1.0 if fractions is None else float(fractions[i]), macs / len(frames) / 1e9,
                     1000 * seconds, policy_gmacs,
                     float(agreement[i]) if audited else math.nan, float(kl[i]) if audited else math.nan))
-                if not (self.measure or outputs):
+                if not (measure or outputs):
                     continue
                 out_size = frame.label.shape if frame.label is not None else frame.image.shape[:2]
                 prediction = self._predict(logits[i : i + 1, :, : size[0], : size[1]], out_size)
-                if self.measure and frame.label is not None:
+                if measure and frame.label is not None:
                     confusions[i].update(prediction, frame.label)
                     labelled[i] = True
                 for output in outputs:
@@ -211,11 +179,11 @@ class ClipRunner:
         return batch, original
 
     @torch.no_grad()  # not inference_mode: BlockCopy keeps state tensors across frames and trains its policy
-    def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, int, float]:
+    def _forward(self, batch: torch.Tensor, measure: bool) -> tuple[torch.Tensor, int, float]:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         tick = time.perf_counter()
-        if self.measure:
+        if measure:
             logits, macs = count_macs(self.model, batch)
             macs -= int(getattr(self.model, "last_update_macs", 0))  # the policy's learning step is not inference
         else:

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .data import Clip, Frame
-from .labels import colorize, train_ids_to_label_ids
+from ..data import Clip, Frame
+from ..labels import colorize, train_ids_to_label_ids
 
 ANIMATION_WIDTH = 512  # px; animations are downscaled to stay small
 

@@ -1,0 +1,199 @@
+"""The evaluation job (``python -m jobs.evaluate``): flags -> clips -> an executor -> Parquet rows -> summary.
+
+Prints the original release's summary lines and writes ``REPORT_DIR/{clips,frames}/`` and
+``REPORT_DIR/summary.parquet``. Exits 1 when any clip failed (after writing the complete report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from ..data import Clip, build_clips
+from ..metrics import format_iou_table
+from ..models import build_swiftnet, load_checkpoint
+from ..reporting.results import aggregate_audit, aggregate_clips, read_table
+from ..reporting.schema import CLIPS_SCHEMA, POLICY_FILE, summary_row
+from ..reporting.writer import RunWriter, provenance
+from .cli import parse_args
+from .config import RunnerConfig
+from .executor import Executor, InlineExecutor
+from .progress import Progress
+from .results import ClipResult
+
+log = logging.getLogger("blockcopy")
+SYNTHETIC_DEFAULT_RES = 512
+SYNTHETIC_DEFAULT_EVAL_CLIPS = 8
+SYNTHETIC_WARMUP_OFFSET = 100_000  # warm-up clips never overlap evaluation clips
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray treats the machine as a single local node
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def initial_weights(args: argparse.Namespace) -> dict[str, torch.Tensor]:
+    """The network's weights: from the checkpoint, or seeded random ones (said loudly)."""
+    torch.manual_seed(args.seed)
+    model = build_swiftnet(args.model_backbone, args.blockcopy.block_num_classes)
+    if args.model_checkpoint:
+        load_checkpoint(model, args.model_checkpoint)
+        log.info("loaded weights from %s", args.model_checkpoint)
+    else:
+        log.warning("!" * 88)
+        log.warning("!! RANDOM WEIGHTS (--random-weights): the mIoU figures of this run are meaningless. !!")
+        log.warning("!" * 88)
+    return model.state_dict()
+
+
+def runner_config(args: argparse.Namespace, report_dir: str) -> RunnerConfig:
+    return RunnerConfig(
+        backbone=args.model_backbone, blockcopy=args.blockcopy,
+        device=args.device, half=args.half, res=args.res if args.data != "synthetic" else None,
+        measure=not args.fast, prefetch=args.prefetch, output_dir=args.output_dir, seed=args.seed,
+        predictions_dir=os.path.join(report_dir, "predictions") if args.save_predictions else None,
+        audit_every=args.audit_every,
+    )
+
+
+def make_clips(args: argparse.Namespace, count: int | None, warmup: bool) -> list[Clip]:
+    if args.data == "synthetic":
+        height = args.res or SYNTHETIC_DEFAULT_RES
+        return build_clips("synthetic", clip_length=args.clip_length, num_clips=count, seed=args.seed,
+                           height=height, width=2 * height, first_clip=SYNTHETIC_WARMUP_OFFSET if warmup else 0)
+    clips = build_clips(args.data, cityscapes_dir=args.cityscapes_dir, mode=args.mode, demo_dir=args.demo_dir,
+                        clip_length=args.clip_length)
+    if warmup:
+        # Warm-up draws clips (cycling when there are fewer) from the same source in a seeded order.
+        order = random.Random(args.seed).sample(clips, len(clips))
+        return [order[i % len(order)] for i in range(count or 0)]
+    return clips if count is None else clips[:count]
+
+
+def batches(clips: list[Clip], size: int) -> list[list[Clip]]:
+    """Groups of up to ``size`` clips of equal length (clips side by side advance frame by frame together)."""
+    by_length: dict[int, list[Clip]] = {}
+    for clip in clips:
+        by_length.setdefault(clip.num_frames, []).append(clip)
+    return [group[i : i + size] for group in by_length.values() for i in range(0, len(group), size)]
+
+
+def make_executor(args: argparse.Namespace, config: RunnerConfig, weights: dict[str, torch.Tensor]) -> Executor:
+    if args.executor == "inline":
+        return InlineExecutor(config, weights)
+    if not (args.address or os.environ.get("RAY_ADDRESS")):
+        # Local mode: Ray would otherwise bind its services to the machine's network address; keep them on
+        # loopback. Ray reads this when it is imported, hence the import here (and inline runs never import Ray).
+        os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")
+    from . import ray_executor
+
+    connected = ray_executor.connect(args.address)
+    return ray_executor.RayExecutor(config, weights, num_actors=args.num_actors, cpus_per_actor=args.cpus_per_actor,
+                                    gpus_per_actor=args.gpus_per_actor, max_restarts=args.max_actor_restarts,
+                                    disconnect_on_close=connected)
+
+
+def log_results(clips, summary: dict, confusion, timings: Counter | None) -> None:
+    """Failed clips, per-class IoUs, the original release's summary lines, the audit and stage timings."""
+    for row in clips.to_pylist():
+        if row["status"] != "ok":
+            log.error("clip %s failed: %s", row["clip_id"], row["error"])
+    if confusion.counts.sum():
+        log.info("Per-class IoU:\n%s", format_iou_table(confusion))
+    log.info("Number of images: %d", summary["num_frames"])
+    log.info("Mean IoU %.2f", summary["mean_iou"])
+    log.info("Computational cost (avg per img): %.3f GMACs", summary["gmacs_per_frame"])
+    log.info("Average FPS: %.2f", summary["fps"])
+    log.info("FPS per actor (model time only): %.2f", summary["fps_per_actor"])
+    if summary["num_frames_audited"]:
+        log.info("Agreement with the dense model: %.2f%% of pixels, mean KL %.4f nats (%d audited frames)",
+                 100 * summary["dense_agreement"], summary["dense_kl"], summary["num_frames_audited"])
+    for stage, seconds in (timings or Counter()).most_common():
+        log.info("time in %-8s %9.2f s (summed over actors)", stage, seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s:%(message)s", stream=sys.stdout,
+                        force=True)
+    args = parse_args(argv)
+    run_id = new_run_id()
+    report_dir = args.report_dir or f"runs/{run_id}"
+    recorded = read_table(report_dir, "clips") if args.resume else CLIPS_SCHEMA.empty_table()
+    if recorded.num_rows:
+        run_id = recorded.column("run_id")[0].as_py()
+
+    eval_count = args.num_clips_eval if args.num_clips_eval >= 0 else (
+        SYNTHETIC_DEFAULT_EVAL_CLIPS if args.data == "synthetic" else None)
+    eval_clips = make_clips(args, eval_count, warmup=False)
+    if recorded.num_rows:
+        done = set(recorded.column("clip_id").to_pylist())
+        log.info("resuming run %s: %d clips already recorded in %s", run_id, len(done), report_dir)
+        eval_clips = [clip for clip in eval_clips if clip.clip_id not in done]
+    learns = args.block_policy == "rl_semseg"
+    warmup_clips = make_clips(args, args.num_clips_warmup, warmup=True) if learns and args.num_clips_warmup else []
+    config = runner_config(args, report_dir)
+    run_config = {**vars(args), "run_id": run_id, "report_dir": report_dir, "runner": asdict(config)}
+    del run_config["blockcopy"]  # its fields are the block_* flags, already there
+    writer = RunWriter(report_dir, run_id, run_config)
+
+    executor = make_executor(args, config, initial_weights(args))
+    log.info("run %s: %s, policy %s, %s data; %d warm-up and %d evaluation clips on %d actor(s); report in %s",
+             run_id, args.model_backbone, args.block_policy, args.data, len(warmup_clips), len(eval_clips),
+             executor.num_actors, report_dir)
+    try:
+        if learns and args.policy_checkpoint and os.path.isfile(args.policy_checkpoint):
+            executor.load_policy_state(Path(args.policy_checkpoint).read_bytes())
+            log.info("policy state loaded from %s", args.policy_checkpoint)
+        if warmup_clips:
+            with Progress("warmup", len(warmup_clips)) as progress:
+                executor.run_phase(batches(warmup_clips, args.batch_size), "warmup", progress.add)
+        if args.single_clip_loop and eval_clips:
+            executor.loop_first_clip(eval_clips[0])
+        start = time.perf_counter()
+        timings: Counter[str] = Counter()
+        with Progress("eval", len(eval_clips)) as progress:
+            def record(results: list[ClipResult]) -> None:
+                writer.append(results)
+                progress.add(results)
+                for result in results:
+                    timings.update(result.timings)
+
+            executor.run_phase(batches(eval_clips, args.batch_size), "eval", record)
+        wall_s = time.perf_counter() - start
+        frames_this_session = progress.frames
+        policy_state = executor.policy_state()
+        if policy_state is not None:
+            Path(report_dir).mkdir(parents=True, exist_ok=True)
+            Path(report_dir, POLICY_FILE).write_bytes(policy_state)
+            log.info("policy state written to %s", Path(report_dir, POLICY_FILE))
+    finally:
+        executor.close()
+
+    clips = read_table(report_dir, "clips")
+    figures, confusion = aggregate_clips(clips, args.blockcopy.block_num_classes)
+    figures.update(aggregate_audit(read_table(report_dir, "frames")))
+    if args.fast:
+        figures["mean_iou"] = figures["gmacs_per_frame"] = float("nan")
+    # The audit's dense passes are not part of the timed run: take their time (spread over actors) out.
+    wall_s -= timings.get("audit", 0.0) / executor.num_actors
+    summary = summary_row(run_config, figures, fps=frames_this_session / wall_s if wall_s > 0 else float("nan"),
+                          num_actors=executor.num_actors, wall_s=wall_s, **provenance())
+    path = writer.write_summary(summary)
+    log_results(clips, summary, confusion, timings if args.timings else None)
+    log.info("summary written to %s", path)
+    return 1 if summary["num_clips_failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""Execution policies: which blocks of a frame batch to run (``static`` is no policy: the plain dense model)."""
+
+from .base import BlockPolicy, ClipState, grid_size
+from .fixed import AllPolicy, NonePolicy, RandomPolicy
+from .learned import LearnedPolicy
+from .registry import POLICIES, build_policy, register_policy
+
+__all__ = ["POLICIES", "AllPolicy", "BlockPolicy", "ClipState", "LearnedPolicy", "NonePolicy", "RandomPolicy",
+           "build_policy", "grid_size", "register_policy"]

@@ -1,0 +1,101 @@
+"""Writing a run folder: clip and frame rows appended as each batch finishes (so a crash keeps every finished
+clip), and the summary row at the end. The layout and columns are in ``schema``."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from ..pipeline.results import ClipResult
+from .schema import CLIPS_SCHEMA, CONFIG_KEY, FRAMES_SCHEMA, SUMMARY_FILE, SUMMARY_SCHEMA, VERSIONED_LIBRARIES
+
+
+def provenance() -> dict[str, str]:
+    """The summary's run-wide facts about the code that ran: git commit and library versions."""
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+                "pyarrow": pa.__version__, "ray": _ray_version()}
+    return {"git_commit": git_commit(), **{f"version_{name}": versions[name] for name in VERSIONED_LIBRARIES}}
+
+
+def _ray_version() -> str:
+    """Ray's version, or "" where Ray is not installed (the library runs without it)."""
+    try:
+        return importlib.metadata.version("ray")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def git_commit(repo: str | os.PathLike = ".") -> str:
+    """The checked-out commit of ``repo`` (with ``+dirty`` for local changes), or "" outside a git checkout."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return commit + ("+dirty" if dirty else "")
+
+
+def _write_atomically(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+class RunWriter:
+    """Appends finished clips to ``clips/`` and ``frames/`` of a run folder, one part file per call."""
+
+    def __init__(self, report_dir: str | os.PathLike, run_id: str, config: dict):
+        self.report_dir = Path(report_dir)
+        self.run_id = run_id
+        self.metadata = {CONFIG_KEY: json.dumps(config, sort_keys=True, default=str)}
+
+    def append(self, results: Iterable[ClipResult]) -> None:
+        results = list(results)
+        if not results:
+            return
+        clips = [{
+            "run_id": self.run_id, "clip_id": r.clip_id, "phase": r.phase, "status": r.status, "error": r.error,
+            "actor": r.actor, "node": r.node, "device": r.device, "num_frames": r.num_frames,
+            "height": r.height, "width": r.width, "exec_fraction": r.exec_fraction,
+            "gmacs_per_frame": r.gmacs_per_frame,
+            "policy_gmacs_per_frame": r.policy_gmacs_per_frame, "compute_s": r.compute_s, "wall_s": r.wall_s,
+            "confusion": r.confusion or [],
+        } for r in results]
+        frames = [{
+            "run_id": self.run_id, "clip_id": r.clip_id, "phase": r.phase, "frame_index": f.frame_index,
+            "name": f.name, "exec_fraction": f.exec_fraction, "gmacs": f.gmacs, "policy_gmacs": f.policy_gmacs,
+            "latency_ms": f.latency_ms, "dense_agreement": f.dense_agreement, "dense_kl": f.dense_kl,
+        } for r in results for f in r.frames]
+        part = f"part-{uuid.uuid4().hex}.parquet"
+        # Frames first: the clips part commits the batch, so a crash in between leaves no half-recorded clip
+        # counted as done (read_table ignores frames parts without their clips part).
+        _write_atomically(pa.Table.from_pylist(frames, FRAMES_SCHEMA).replace_schema_metadata(self.metadata),
+                          self.report_dir / "frames" / part)
+        _write_atomically(pa.Table.from_pylist(clips, CLIPS_SCHEMA).replace_schema_metadata(self.metadata),
+                          self.report_dir / "clips" / part)
+
+    def write_summary(self, row: dict) -> Path:
+        """Write the one-row ``summary.parquet`` (a row from ``schema.summary_row``)."""
+        return write_summary(self.report_dir, row)
+
+
+def write_summary(report_dir: str | os.PathLike, row: dict) -> Path:
+    """Write ``row`` (from ``schema.summary_row``) as the one-row ``summary.parquet`` of a run."""
+    path = Path(report_dir) / SUMMARY_FILE
+    table = pa.Table.from_pylist([row], SUMMARY_SCHEMA)
+    _write_atomically(table.replace_schema_metadata({CONFIG_KEY: row["config"]}), path)
+    return path
