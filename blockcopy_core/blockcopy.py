@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .engine import BlockLayout, BlockSparseEngine, ops
-from .policies import BlockPolicy, ClipState, build_policy
+from .policies import BlockPolicy, ClipState, build_policy, grid_size
 from .settings import BlockCopySettings
 
 
@@ -83,11 +83,12 @@ class BlockCopyModel(nn.Module):
         return output
 
     def _grid(self, frames: Tensor) -> Tensor:
-        n, gh, gw = frames.shape[0], *self.engine.grid_shape(frames)
+        expected = grid_size(frames, self.clip_state)
         grid = self.policy(frames, self.clip_state)
-        if tuple(grid.shape) != (n, gh, gw) or grid.dtype != torch.bool:
+        if tuple(grid.shape) != expected or grid.dtype != torch.bool:
             raise ValueError(f"policy {type(self.policy).__name__} returned a {grid.dtype} grid of shape "
-                             f"{tuple(grid.shape)}, expected bool {(n, gh, gw)}")
+                             f"{tuple(grid.shape)}, expected bool {expected}")
+        n = expected[0]
         grid = grid.detach().to("cpu").clone()
         if self.engine.state.empty:
             grid[:] = True

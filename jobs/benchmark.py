@@ -1,9 +1,9 @@
 """Benchmarks: ``python -m jobs.benchmark [--suite engine|accuracy] [suite flags]``.
 
 - ``engine`` (default): the block-sparse engine against the static SwiftNet, time and MACs per frame
-  (``jobs/engine_benchmark.py``);
+  (``blockcopy_core/benchmarks/engine.py``);
 - ``accuracy``: static, random and learned policies through the real evaluation job on a fixed evaluation split:
-  mIoU, GMACs, FPS, a results table and a Pareto plot (``jobs/accuracy_benchmark.py``).
+  mIoU, GMACs, FPS, a results table and a Pareto plot (``blockcopy_core/benchmarks/accuracy.py``).
 
 ``python -m jobs.benchmark --suite NAME --help`` lists a suite's flags.
 """
@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs import accuracy_benchmark, engine_benchmark
+from blockcopy_core.benchmarks import accuracy, engine
 
-SUITES = {"engine": engine_benchmark.main, "accuracy": accuracy_benchmark.main}
+SUITES = {"engine": engine.main, "accuracy": accuracy.main}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,9 +18,10 @@ fi
 pip=("$venv/bin/python" -m pip install --quiet)
 
 if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
-    # Prefer a wheel already on this machine (pip's find-links); without a GPU take the CPU build, never
-    # the multi-GB CUDA one; with a GPU take the default (CUDA) build.
-    if "${pip[@]}" --no-index "torch==$torch_version" 2>/dev/null; then
+    # Prefer a wheel already on this machine (pip's find-links; its dependencies then come from the usual
+    # index); without a GPU take the CPU build, never the multi-GB CUDA one; with a GPU the default (CUDA) build.
+    if "${pip[@]}" --no-deps --no-index "torch==$torch_version" 2>/dev/null; then
+        "${pip[@]}" "torch==$torch_version"
         echo "[setup] installed torch $torch_version from a local wheel"
     elif command -v nvidia-smi >/dev/null 2>&1; then
         "${pip[@]}" "torch==$torch_version"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from blockcopy_core.data import build_clips, iter_frames
-from blockcopy_core.data.synthetic import (
+from blockcopy_core.data.scene.classes import (
     BUILDING,
     CAR,
     POLE,
@@ -18,11 +18,8 @@ from blockcopy_core.data.synthetic import (
     TRAFFIC_LIGHT,
     TRAFFIC_SIGN,
     VEGETATION,
-    SyntheticClipSpec,
-    main,
-    render_clip,
-    synthetic_clips,
 )
+from blockcopy_core.data.synthetic import SyntheticClipSpec, main, render_clip, synthetic_clips
 
 MOVING = [11, 12, 13, 17, 18]  # person, rider, car, motorcycle, bicycle
 H, W = 128, 256

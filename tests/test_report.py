@@ -1,4 +1,5 @@
-"""jobs.report on fabricated run folders (written with the job's own RunWriter) and one tiny real run."""
+"""jobs.report and reporting.tables on fabricated run folders (written with the job's own RunWriter) and one tiny
+real run."""
 
 import csv
 import io
@@ -15,8 +16,15 @@ import pytest
 
 from blockcopy_core.constants import CLASS_NAMES
 from blockcopy_core.metrics import ConfusionMatrix
-from blockcopy_core.pipeline import ClipResult, FrameResult
-from blockcopy_core.reporting import RunWriter, aggregate_clips, read_table, summary_row
+from blockcopy_core.reporting import (
+    ClipResult,
+    FrameResult,
+    RunWriter,
+    aggregate_clips,
+    read_table,
+    summary_row,
+    tables,
+)
 from blockcopy_core.reporting.analysis import pareto_front
 from jobs import evaluate, report
 
@@ -139,7 +147,7 @@ def test_per_class_ious_side_by_side(capsys, runs):
         assert [r[name] for r in rows[:-1]] == pytest.approx(matrix.iou().tolist())
         assert rows[-1][name] == pytest.approx(matrix.mean_iou())
     code, out, _ = run_report(capsys, runs["dense"], runs["half"], "--per-class")
-    line = next(line for line in out.splitlines() if line.startswith("traffic light"))
+    line = next(line for line in out.splitlines() if line.lstrip().startswith("traffic light"))
     assert line.split()[-2:] == [f"{rows[6]['dense']:.2f}", f"{rows[6]['half']:.2f}"]
 
 
@@ -161,39 +169,157 @@ def test_worst_clips_by_iou_and_by_execution_fraction(capsys, runs):
     assert [(r["clip_id"], r["exec_fraction"]) for r in rows] == [("clip2", pytest.approx((1.0 + 0.75) / 2))]
 
 
-def test_every_format(capsys, runs):
-    argv = [runs["dense"], runs["half"], "--per-class", "--clips", "iou", "--limit", "1"]
-    code, out, _ = run_report(capsys, *argv, "--format", "csv")
-    assert code == 0
-    tables = [[]]
-    for row in csv.reader(io.StringIO(out)):
+FORMAT_ARGV = ("--per-class", "--clips", "iou", "--limit", "1")
+RUN_HEADERS = ["run", "status", "policy", "target", "backbone", "block", "resolution", "clips ok", "failed", "frames",
+               "mIoU", "GMACs/frame", "FPS", "FPS/actor", "exec", "dense agree %", "dense KL"]
+FAILED_NOTE = "cheap: clip clip1 failed: OSError: cannot read clip1.png"
+
+
+@pytest.fixture
+def formats(capsys, runs):
+    """The same report (dense, half, cheap: per class, the worst clip each) in every format, and its json."""
+    argv = [runs["dense"], runs["half"], runs["cheap"], *FORMAT_ARGV]
+    outputs = {}
+    for fmt in ("table", "markdown", "csv", "json"):
+        code, out, err = run_report(capsys, *argv, "--format", fmt)
+        assert code == 0, err
+        outputs[fmt] = (out, err)
+    return outputs, json.loads(outputs["json"][0])
+
+
+def test_json_format(formats):
+    _, document = formats
+    assert list(document) == ["runs", "per_class", "clips", "notes"]
+    dense, half, cheap = document["runs"]
+    assert list(dense) == ["run", "status", "policy", "block_target", "backbone", "block_size", "resolution",
+                           "clips_ok", "clips_failed", "frames", "mean_iou", "gmacs_per_frame", "fps",
+                           "fps_per_actor", "exec_fraction", "dense_agreement", "dense_kl"]
+    assert (dense["block_size"], dense["dense_agreement"], half["dense_agreement"]) == (None, None, 0.9)
+    assert (half["fps"], cheap["clips_failed"]) == (16.0, 1)
+    assert [r["class"] for r in document["per_class"]] == [*CLASS_NAMES, "mIoU"]
+    assert [(r["run"], r["clip_id"]) for r in document["clips"]] == [("dense", "clip0"), ("half", "clip0"),
+                                                                       ("cheap", "clip0")]
+    assert document["notes"] == [FAILED_NOTE]
+
+
+def csv_blocks(text):
+    blocks = [[]]
+    for row in csv.reader(io.StringIO(text)):
         if row:
-            tables[-1].append(row)
+            blocks[-1].append(row)
         else:
-            tables.append([])
-    runs_table, per_class, clips = tables
-    assert runs_table[0][:3] == ["run", "status", "policy"] and len(runs_table) == 3
-    assert float(runs_table[2][runs_table[0].index("fps")]) == 16.0
-    assert per_class[0] == ["class", "dense", "half"] and len(per_class) == 21
-    assert clips[0][:2] == ["run", "clip_id"] and len(clips) == 3
+            blocks.append([])
+    return blocks
 
-    document = as_json(capsys, *argv)
-    assert set(document) == {"runs", "per_class", "clips", "notes"}
 
-    code, out, _ = run_report(capsys, *argv, "--format", "markdown")
-    assert out.count("### ") == 3
-    header = next(line for line in out.splitlines() if line.startswith("| run |"))
-    assert header.count("|") == next(line for line in out.splitlines() if line.startswith("| half |")).count("|")
+def test_csv_format(formats):
+    outputs, document = formats
+    out, err = outputs["csv"]
+    runs_table, per_class, clips = csv_blocks(out)
+    assert runs_table[0] == list(document["runs"][0]) and len(runs_table) == 4
+    for row, expected in zip(runs_table[1:], document["runs"]):
+        assert row == ["" if v is None else str(v) for v in expected.values()]  # full precision, missing empty
+    assert runs_table[1][runs_table[0].index("block_size")] == "" and runs_table[2][5] == "64"
+    assert per_class[0] == ["class", "dense", "half", "cheap"] and len(per_class) == 21
+    assert per_class[7] == ["traffic light", *(str(document["per_class"][6][n]) for n in ("dense", "half", "cheap"))]
+    assert clips[0] == ["run", "clip_id", "frames", "mean_iou", "exec_fraction", "gmacs_per_frame", "actor"]
+    assert len(clips) == 4
+    assert FAILED_NOTE not in out and err.strip() == FAILED_NOTE  # notes on stderr
 
-    code, out, _ = run_report(capsys, *argv)
-    assert code == 0 and "GMACs/frame" in out and "traffic sign" in out
 
+def markdown_table(lines, title):
+    """The header, alignment row and rows of the pipe table under ``### title``, as lists of cells."""
+    start = lines.index(f"### {title}") + 2
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        table.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return table[0], table[1], table[2:]
+
+
+def test_markdown_format(formats):
+    outputs, document = formats
+    out = outputs["markdown"][0]
+    lines = out.splitlines()
+    assert out.count("### ") == 3 and lines[-1] == f"- {FAILED_NOTE}"
+    header, align, rows = markdown_table(lines, "Runs")
+    assert header == RUN_HEADERS and len(rows) == 3
+    numeric = {"target", "block", "clips ok", "failed", "frames", "mIoU", "GMACs/frame", "FPS", "FPS/actor", "exec",
+               "dense agree %", "dense KL"}
+    assert [a.endswith(":") and not a.startswith(":") for a in align] == [h in numeric for h in header]
+    dense, half, cheap = (dict(zip(header, row)) for row in rows)
+    assert (dense["target"], dense["block"], dense["dense agree %"]) == ("-", "-", "-")
+    assert (half["target"], half["block"], half["dense agree %"], half["dense KL"]) == ("0.40", "64", "90.00", "0.1000")
+    assert (cheap["status"], cheap["FPS"], cheap["clips ok"]) == ("partly failed", "25.00", "2")
+    assert dense["mIoU"] == f"{document['runs'][0]['mean_iou']:.2f}"
+    assert half["GMACs/frame"] == f"{document['runs'][1]['gmacs_per_frame']:.3f}"
+    header, _, rows = markdown_table(lines, "IoU per class (%)")
+    assert header == ["class", "dense", "half", "cheap"] and len(rows) == 20
+    assert rows[-1] == ["mIoU", *(f"{document['per_class'][-1][n]:.2f}" for n in ("dense", "half", "cheap"))]
+    header, _, rows = markdown_table(lines, "Worst clips per run: lowest mIoU first")
+    assert header == ["run", "clip", "frames", "mIoU", "exec", "GMACs/frame", "actor"]
+    assert rows[0][:3] == ["dense", "clip0", "2"] and rows[0][3] == f"{document['clips'][0]['mean_iou']:.2f}"
+
+
+def in_order(line, words):
+    """Whether ``words`` occur in ``line`` one after the other."""
+    position = 0
+    for word in words:
+        position = line.find(word, position)
+        if position < 0:
+            return False
+        position += len(word)
+    return True
+
+
+def test_table_format(formats):
+    outputs, document = formats
+    out = outputs["table"][0]
+    lines = out.splitlines()
+    assert lines[0] == "Runs" and in_order(lines[1], RUN_HEADERS) and lines[-1] == FAILED_NOTE
+    assert set(lines[2]) == {"-", " "}  # the rule under the headers
+    dense, half = (line.split() for line in lines[3:5])
+    assert dense[:7] == ["dense", "complete", "static", "-", "resnet18", "-", "16x32"]
+    assert dense[-2:] == ["-", "-"]  # never audited
+    assert half[:7] == ["half", "complete", "rl_semseg", "0.40", "resnet18", "64", "16x32"]
+    assert half[10:] == [f"{document['runs'][1]['mean_iou']:.2f}", f"{document['runs'][1]['gmacs_per_frame']:.3f}",
+                         "16.00", "20.00", "0.750", "90.00", "0.1000"]
+    assert "partly failed" in lines[5]
+    assert "IoU per class (%)" in lines and "Worst clips per run: lowest mIoU first" in lines
+    clips = lines.index("Worst clips per run: lowest mIoU first")
+    assert in_order(lines[clips + 1], ["run", "clip", "frames", "mIoU", "exec", "GMACs/frame", "actor"])
+    assert lines[clips + 3].split()[:3] == ["dense", "clip0", "2"]
+
+
+def test_sections_and_render_without_the_command(runs):
+    """The library API the accuracy benchmark uses: baseline first, differences in markdown."""
+    sections, notes, loaded = tables.build_sections([runs["cheap"], runs["dense"]], baseline=runs["dense"])
+    assert [s.name for s in sections] == ["runs"] and [run.label for run in loaded] == ["dense", "cheap"]
+    assert notes == [FAILED_NOTE]
+    text = tables.render(sections, notes, "markdown")
+    header, _, rows = markdown_table(text.splitlines(), "Runs (differences against dense)")
+    assert header[-3:] == ["mIoU diff", "GMACs ratio", "FPS ratio"]
+    assert rows[0][-3:] == ["+0.00", "1.000", "1.00"] and rows[1][-1] == "2.50"
+    with pytest.raises(ValueError, match="format"):
+        tables.render(sections, notes, "html")
+
+
+def test_empty_table_is_said(tmp_path):
+    unscored = fake_run(tmp_path / "unscored", num_clips=2, failed=("clip0", "clip1"))
+    sections, notes, _ = tables.build_sections([unscored], clips="iou")
+    assert sections[1].rows == []
+    assert "Worst clips per run: lowest mIoU first\n(none)" in tables.render(sections, notes, "table")
+    assert "### Worst clips per run: lowest mIoU first\n\n(none)" in tables.render(sections, notes, "markdown")
+    assert json.loads(tables.render(sections, notes, "json"))["clips"] == []
+    assert len(csv_blocks(tables.render(sections, notes, "csv"))[0]) == 2  # the runs block is intact
 
 
 def test_numbers_shown_rounded():
-    difference, plain = report.Column("d", "+.2f"), report.Column("p", ".2f", 100.0)
-    assert [report._display(difference, v) for v in (-0.001, 0.004, -1.5, math.nan)] == ["+0.00", "+0.00", "-1.50", "-"]
-    assert [report._display(plain, v) for v in (-0.00001, 0.5, None)] == ["0.00", "50.00", "-"]
+    difference, plain = tables.Column("d", "+.2f"), tables.Column("p", ".2f", 100.0)
+    assert [difference.show(v) for v in (-0.001, 0.004, -1.5, math.nan)] == ["+0.00", "+0.00", "-1.50", "-"]
+    assert [plain.show(v) for v in (-0.00001, 0.5, None)] == ["0.00", "50.00", "-"]
+    assert [tables.Column("n").show(v) for v in (64, "16x32", 0.25)] == ["64", "16x32", "0.25"]
 
 
 def test_audit_columns_shown_only_when_recorded(capsys, runs):
@@ -275,7 +401,7 @@ def test_docs_recipes_run(capsys, runs, tmp_path, monkeypatch):
         shutil.copytree(runs[name], tmp_path / "runs" / name)
     monkeypatch.chdir(tmp_path)
     recipes = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
-    assert len(recipes) == 3
+    assert len(recipes) == 4
     for recipe in recipes:
         exec(recipe.replace("runs/RUN/", "runs/dense/"), {})
     out = capsys.readouterr().out

@@ -3,8 +3,15 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from blockcopy_core.pipeline import ClipResult, FrameResult
-from blockcopy_core.reporting import SUMMARY_SCHEMA, RunWriter, read_summary, read_table, summary_row
+from blockcopy_core.reporting import (
+    SUMMARY_SCHEMA,
+    ClipResult,
+    FrameResult,
+    RunWriter,
+    read_summary,
+    read_table,
+    summary_row,
+)
 from blockcopy_core.reporting.writer import write_summary
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..data.clips import SOURCES
 from ..models import BACKBONES, SYNTHETIC_CHECKPOINT
 from ..policies import POLICIES
 from ..settings import BlockCopySettings, add_arguments
@@ -20,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     data = parser.add_argument_group("data")
-    data.add_argument("--data", choices=("synthetic", "cityscapes", "demo"), default=None,
+    data.add_argument("--data", choices=SOURCES, default=None,
                       help="clip source; default: cityscapes if --cityscapes-dir, demo if --demo-dir, else synthetic")
     data.add_argument("--cityscapes-dir", help="Cityscapes root holding leftImg8bit, leftImg8bit_sequence, gtFine")
     data.add_argument("--mode", choices=("val", "test", "train"), default="val", help="Cityscapes split")
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = parser.add_argument_group("model")
     model.add_argument("--model-backbone", choices=BACKBONES + ("rn18", "rn34", "rn50"), default="resnet18")
-    model.add_argument("--num-classes", type=int, dest="block_num_classes",
+    model.add_argument("--num-classes", type=int, dest="block_num_classes", metavar="K",
                        default=BlockCopySettings.block_num_classes,
                        help="classes of SwiftNet's output (the learned policy reads as many class maps)")
     model.add_argument("--model-checkpoint", help="SwiftNet checkpoint ({'state_dict': ...} or a bare state dict); "
@@ -57,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     block = parser.add_argument_group("BlockCopy")
     add_arguments(block, defaults={"block_policy": "static"}, choices={"block_policy": ("static", *POLICIES)},
-                  help={"block_policy": "static: the plain dense model; all, none, random (each block with p=0.5) "
-                                        "or the learned rl_semseg: BlockCopy", "block_num_classes": argparse.SUPPRESS})
+                  help={"block_policy": "static: the plain dense model, no BlockCopy; BlockCopy with all, none, random "
+                                        "(each block with p=0.5) or the learned rl_semseg",
+                        "block_num_classes": argparse.SUPPRESS})
     block.add_argument("--policy-checkpoint", metavar="PATH",
                        help="rl_semseg: load this policy state before warm-up when the file exists (then a short or "
                             "no warm-up suffices); the final state is always written to REPORT_DIR/policy.pt")

@@ -6,16 +6,19 @@ for debugging and small runs) and ``ray_executor.RayExecutor`` spreads batches o
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from types import ModuleType
 from typing import Protocol
 
 import torch
 
 from ..data import Clip
+from ..reporting.results import ClipResult
 from .config import RunnerConfig, build_runner
-from .results import ClipResult
 
 ResultSink = Callable[[list[ClipResult]], None]
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray treats the machine as a single local node
 
 
 class Executor(Protocol):
@@ -59,3 +62,14 @@ class InlineExecutor:
 
     def close(self) -> None:
         pass
+
+
+def import_ray_executor(local: bool) -> ModuleType:
+    """The Ray executor's module. For a local instance (``local``), Ray is first told to keep its services on
+    loopback instead of the machine's network address; Ray reads that when it is imported, hence the import here
+    (which also keeps Ray out of inline runs)."""
+    if local:
+        os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")
+    from . import ray_executor
+
+    return ray_executor

@@ -18,25 +18,25 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pyarrow as pa
 import torch
 
 from ..data import Clip, build_clips
-from ..metrics import format_iou_table
+from ..data.synthetic import EVAL_FIRST, WARMUP_FIRST
+from ..metrics import ConfusionMatrix, format_iou_table
 from ..models import build_swiftnet, load_checkpoint
-from ..reporting.results import aggregate_audit, aggregate_clips, read_table
+from ..reporting.reader import aggregate_audit, aggregate_clips, read_table
+from ..reporting.results import ClipResult
 from ..reporting.schema import CLIPS_SCHEMA, POLICY_FILE, summary_row
 from ..reporting.writer import RunWriter, provenance
 from .cli import parse_args
 from .config import RunnerConfig
-from .executor import Executor, InlineExecutor
+from .executor import Executor, InlineExecutor, import_ray_executor
 from .progress import Progress
-from .results import ClipResult
 
 log = logging.getLogger("blockcopy")
 SYNTHETIC_DEFAULT_RES = 512
 SYNTHETIC_DEFAULT_EVAL_CLIPS = 8
-SYNTHETIC_WARMUP_OFFSET = 100_000  # warm-up clips never overlap evaluation clips
-LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray treats the machine as a single local node
 
 
 def new_run_id() -> str:
@@ -71,7 +71,7 @@ def make_clips(args: argparse.Namespace, count: int | None, warmup: bool) -> lis
     if args.data == "synthetic":
         height = args.res or SYNTHETIC_DEFAULT_RES
         return build_clips("synthetic", clip_length=args.clip_length, num_clips=count, seed=args.seed,
-                           height=height, width=2 * height, first_clip=SYNTHETIC_WARMUP_OFFSET if warmup else 0)
+                           height=height, width=2 * height, first_clip=WARMUP_FIRST if warmup else EVAL_FIRST)
     clips = build_clips(args.data, cityscapes_dir=args.cityscapes_dir, mode=args.mode, demo_dir=args.demo_dir,
                         clip_length=args.clip_length)
     if warmup:
@@ -92,19 +92,14 @@ def batches(clips: list[Clip], size: int) -> list[list[Clip]]:
 def make_executor(args: argparse.Namespace, config: RunnerConfig, weights: dict[str, torch.Tensor]) -> Executor:
     if args.executor == "inline":
         return InlineExecutor(config, weights)
-    if not (args.address or os.environ.get("RAY_ADDRESS")):
-        # Local mode: Ray would otherwise bind its services to the machine's network address; keep them on
-        # loopback. Ray reads this when it is imported, hence the import here (and inline runs never import Ray).
-        os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")
-    from . import ray_executor
-
+    ray_executor = import_ray_executor(local=not (args.address or os.environ.get("RAY_ADDRESS")))
     connected = ray_executor.connect(args.address)
     return ray_executor.RayExecutor(config, weights, num_actors=args.num_actors, cpus_per_actor=args.cpus_per_actor,
                                     gpus_per_actor=args.gpus_per_actor, max_restarts=args.max_actor_restarts,
                                     disconnect_on_close=connected)
 
 
-def log_results(clips, summary: dict, confusion, timings: Counter | None) -> None:
+def log_results(clips: pa.Table, summary: dict, confusion: ConfusionMatrix, timings: Counter | None) -> None:
     """Failed clips, per-class IoUs, the original release's summary lines, the audit and stage timings."""
     for row in clips.to_pylist():
         if row["status"] != "ok":

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 
-from .results import ClipResult
+from ..reporting.results import ClipResult
 
 log = logging.getLogger("blockcopy")
 

@@ -18,9 +18,9 @@ import torch
 from ray.exceptions import RayActorError
 
 from ..data import Clip
+from ..reporting.results import ClipResult
 from .config import RunnerConfig, build_runner
 from .executor import ResultSink
-from .results import ClipResult
 
 log = logging.getLogger("blockcopy")
 

@@ -22,9 +22,9 @@ from ..data import Clip, Frame, iter_frames
 from ..data.transforms import normalize, pad_to_multiple, resize_image, target_size
 from ..macs import count_macs
 from ..metrics import ConfusionMatrix
+from ..reporting.results import ClipResult, FrameResult
 from .audit import dense_fidelity
 from .prefetch import prefetch
-from .results import ClipResult, FrameResult
 
 
 class FrameOutput(Protocol):

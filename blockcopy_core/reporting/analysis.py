@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from ..constants import CLASS_NAMES, NUM_CLASSES
 from ..metrics import ConfusionMatrix
-from .results import aggregate_audit, aggregate_clips, read_summary, read_table
+from .reader import aggregate_audit, aggregate_clips, read_summary, read_table
 from .schema import CONFIG_KEY, SUMMARY_FILE, summary_row
 
 COMPLETE, PARTLY_FAILED, INCOMPLETE = "complete", "partly failed", "incomplete"

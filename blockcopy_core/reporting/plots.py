@@ -11,7 +11,7 @@ import os
 
 from .analysis import INCOMPLETE, Run, clip_rows, pareto_front
 
-INSTALL_HINT = 'plots need matplotlib: pip install "matplotlib>=3.7" (or pip install -e ".[plot]")'
+INSTALL_HINT = 'plots need matplotlib, the "plot" extra: pip install -e ".[plot]"'
 
 
 class PlotLibraryMissing(ImportError):
@@ -19,11 +19,15 @@ class PlotLibraryMissing(ImportError):
 
 
 def _figure(width: float, height: float):
+    """A figure drawn by the Agg canvas (no display needed)."""
     try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise PlotLibraryMissing(INSTALL_HINT) from exc
-    return Figure(figsize=(width, height), layout="constrained")
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def plot_runs(runs: list[Run], path: str | os.PathLike) -> None:
@@ -77,9 +81,7 @@ def plot_runs(runs: list[Run], path: str | os.PathLike) -> None:
 
 def _label_points(fig, ax, points: list[tuple[float, float]], labels: list[str]) -> None:
     """Write each point's label beside it, at the first of a few offsets where it overlaps no label placed yet."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    renderer = FigureCanvasAgg(fig).get_renderer()
+    renderer = fig.canvas.get_renderer()
     fig.draw_without_rendering()  # settles the layout, so label boxes are measured where they will be drawn
     offsets = [(6, 6, "left", "bottom"), (6, -6, "left", "top"), (-6, 6, "right", "bottom"),
                (-6, -6, "right", "top"), (6, 20, "left", "bottom"), (6, -20, "left", "top")]

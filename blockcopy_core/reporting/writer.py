@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from ..pipeline.results import ClipResult
+from .results import ClipResult
 from .schema import CLIPS_SCHEMA, CONFIG_KEY, FRAMES_SCHEMA, SUMMARY_FILE, SUMMARY_SCHEMA, VERSIONED_LIBRARIES
 
 

@@ -5,6 +5,13 @@ from __future__ import annotations
 from blockcopy_core.data.clips import Clip
 from blockcopy_core.data.scene.spec import SyntheticClipSpec
 
+# Disjoint ranges of clip indices per use, so that no run is scored on clips its model or policy learned from.
+EVAL_FIRST = 0
+WARMUP_FIRST = 100_000  # the learned policy's warm-up
+TRAIN_FIRST = 200_000  # jobs.train: training ...
+VAL_FIRST = 300_000  # ... and validation
+UNSEEN_FIRST = 500_000  # none of the above: checks of a trained checkpoint
+
 
 def synthetic_clips(
     num_clips: int, clip_length: int, height: int, width: int, seed: int, first_clip: int = 0

@@ -21,9 +21,9 @@ import torch
 from torch import Tensor
 from torch.utils.benchmark import Timer
 
-from blockcopy_core.engine import BlockSparseEngine, ops
-from blockcopy_core.macs import count_macs
-from blockcopy_core.models import build_swiftnet
+from ..engine import BlockSparseEngine, ops
+from ..macs import count_macs
+from ..models import build_swiftnet
 
 MOVEMENTS = ("split", "combine", "transfer", "block_pad")
 

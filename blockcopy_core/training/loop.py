@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .constants import IGNORE_INDEX
-from .data import Clip, iter_frames
-from .data.transforms import normalize, pad_to_multiple
-from .metrics import ConfusionMatrix
+from ..constants import IGNORE_INDEX
+from ..data import Clip, iter_frames
+from ..data.transforms import normalize, pad_to_multiple
+from ..metrics import ConfusionMatrix
 
 log = logging.getLogger("blockcopy")
 

@@ -20,9 +20,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from blockcopy_core.reporting import SUMMARY_FILE, read_summary
-from blockcopy_core.reporting.schema import POLICY_FILE
-from jobs import report
+from ..reporting import SUMMARY_FILE, plots, read_summary
+from ..reporting.schema import POLICY_FILE
+from ..reporting.tables import build_sections, render
 
 RESULTS_FILE = "results.md"
 PLOT_FILE = "pareto.png"
@@ -176,10 +176,8 @@ def write_results(out: Path, targets: list[float], speed_res: list[int]) -> Path
     names = [variant.name for variant in variants(targets)]
 
     def tables(folder: Path) -> tuple[str, list]:
-        args = report.build_parser().parse_args([*(str(folder / name) for name in names),
-                                                 "--baseline", str(folder / "static")])
-        sections, notes, runs = report.build_sections(args)
-        return report.format_markdown(sections, notes), runs
+        sections, notes, runs = build_sections([folder / name for name in names], baseline=folder / "static")
+        return render(sections, notes, "markdown"), runs
 
     accuracy, runs = tables(out)
     lines = [f"# Accuracy / efficiency benchmark: {out}", "", "## Accuracy (metrics and MACs on every frame)", "",
@@ -189,8 +187,6 @@ def write_results(out: Path, targets: list[float], speed_res: list[int]) -> Path
                   tables(out / speed_dir(res))[0]]
     lines += ["## Goals", "", *[f"- {line}" for line in goal_lines(out, targets, speed_res)], ""]
     try:
-        from blockcopy_core.reporting import plots
-
         plots.plot_runs(runs, out / PLOT_FILE)
         lines += [f"mIoU against GMACs per frame (Pareto front dashed) and FPS: {PLOT_FILE}", ""]
     except ImportError as exc:  # matplotlib is an optional extra
