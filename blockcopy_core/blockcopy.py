@@ -64,14 +64,18 @@ class BlockCopyModel(nn.Module):
             raise ValueError(f"policy {self.settings.block_policy!r} has no state to load: only rl_semseg learns")
         load(state)
 
-    def reset_temporal(self, images: Sequence[int] | None = None) -> None:
-        """Start new clips: all of them (``images=None``) or those at the given batch positions."""
+    def reset_temporal(self, images: Sequence[int] | None = None, seeds: Sequence[int] | None = None) -> None:
+        """Start new clips: all of them (``images=None``) or those at the given batch positions; ``seeds`` (one per
+        new clip) seed a random policy's draws per clip, so a clip's grids do not depend on what ran before it."""
+        if seeds is not None and images is not None and len(seeds) != len(images):
+            raise ValueError(f"reset_temporal got {len(seeds)} seeds for {len(images)} batch positions")
         if images is None:
             self.engine.reset()
             self.clip_state = ClipState(block_size=self.settings.block_size)
             self._fresh_images.clear()
         else:
             self._fresh_images.update(int(i) for i in images)
+        self.policy.start_clips(images, seeds)
 
     def forward(self, frames: Tensor) -> Tensor:
         grid = self._grid(frames)

@@ -32,10 +32,12 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
 fi
 
 stamp="$venv/.blockcopy-installed"
-digest=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+digest=$(cat pyproject.toml setup.py csrc/* | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
     echo "[setup] installing blockcopy-core and its dependencies into $venv"
-    "${pip[@]}" -e ".[test]"
+    # Without build isolation, so that setup.py compiles the kernels against the torch installed above.
+    "${pip[@]}" "setuptools>=70.1"
+    "${pip[@]}" --no-build-isolation -e ".[test]"
     echo "$digest" > "$stamp"
 fi
 "$venv/bin/python" -c "import torch; print(f'[setup] ready: torch {torch.__version__}, cuda available: {torch.cuda.is_available()}')"

@@ -1,6 +1,8 @@
 """Clip descriptors, lazy frame loading, bad input, and the frame -> tensor transforms."""
 
 import pickle
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -65,12 +67,88 @@ def test_label_of_another_size_is_an_error_naming_it(tmp_path):
         list(iter_frames(clip))
 
 
-def test_grey_and_rgba_images_load_as_rgb(tmp_path):
-    Image.fromarray(np.full((4, 6), 9, np.uint8)).save(tmp_path / "g.png")
-    Image.fromarray(np.full((4, 6, 4), 9, np.uint8)).save(tmp_path / "r.png")
-    for name in ("g.png", "r.png"):
-        image = load_image(tmp_path / name)
-        assert image.shape == (4, 6, 3) and image.dtype == np.uint8 and (image == 9).all()
+def _palette_image() -> Image.Image:
+    image = Image.new("P", (3, 1))
+    image.putpalette(PALETTE.ravel().tolist())
+    image.putdata([0, 1, 2])
+    return image
+
+
+def _png_16_bit(path, array):
+    """Write an HxWxC uint16 array (C = 1, 3 or 4) as a 16-bit PNG by hand: PIL writes no 16-bit colour PNG."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width, channels = array.shape
+    header = struct.pack(">IIBBBBB", width, height, 16, {1: 0, 3: 2, 4: 6}[channels], 0, 0, 0)
+    rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in array)  # filter type 0 on every row
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+
+
+def _as_rgb(grey):
+    return np.repeat(np.asarray(grey, np.uint8)[..., None], 3, axis=2)
+
+
+GREY = np.array([[0, 9, 200]], np.uint8)
+PALETTE = np.array([[[10, 20, 30], [40, 50, 60], [70, 80, 90]]], np.uint8)
+SIXTEEN = np.array([[0, 128, 129, 1000, 32896, 65535]], np.uint16)
+ROUNDED = [[0, 0, 1, 4, 128, 255]]  # round(v / 257)
+HIGH_BYTE = [[0, 0, 0, 3, 128, 255]]  # v // 256
+NO_ALPHA = np.zeros((1, 3, 1), np.uint8)
+MODES = {
+    # case: (file name, write it, the HxWx3 image docs/data.md says it loads as)
+    "L": ("f.png", lambda p: Image.fromarray(GREY).save(p), _as_rgb(GREY)),
+    "1": ("f.png", lambda p: Image.fromarray(GREY > 0).save(p), _as_rgb(np.where(GREY > 0, 255, 0))),
+    # alpha 0 is dropped, not composited over black: the stored grey or colour stays
+    "LA": ("f.png", lambda p: Image.fromarray(np.stack([GREY, 0 * GREY], -1), "LA").save(p), _as_rgb(GREY)),
+    "RGBA": ("f.png", lambda p: Image.fromarray(np.concatenate([PALETTE, NO_ALPHA], -1)).save(p), PALETTE),
+    "P": ("f.png", lambda p: _palette_image().save(p), PALETTE),
+    "P, transparent index": ("f.png", lambda p: _palette_image().save(p, transparency=1), PALETTE),
+    "P, alpha per index": ("f.png", lambda p: _palette_image().save(p, transparency=b"\xff\x00\x80"), PALETTE),
+    "P, GIF": ("f.gif", lambda p: _palette_image().save(p, transparency=1), PALETTE),
+    "I;16": ("f.png", lambda p: Image.fromarray(SIXTEEN).save(p), _as_rgb(ROUNDED)),
+    "I": ("f.tif", lambda p: Image.fromarray(SIXTEEN.astype(np.int32)).save(p), _as_rgb(ROUNDED)),
+    # 16-bit colour: PIL keeps each value's high byte when it opens the file
+    "RGB, 16-bit": ("f.png", lambda p: _png_16_bit(p, np.repeat(SIXTEEN[..., None], 3, 2)), _as_rgb(HIGH_BYTE)),
+    "RGBA, 16-bit": ("f.png", lambda p: _png_16_bit(p, np.repeat(SIXTEEN[..., None], 4, 2)), _as_rgb(HIGH_BYTE)),
+}
+
+
+@pytest.mark.filterwarnings("error")  # PIL warns when it converts a palette with alpha per index to RGB itself
+@pytest.mark.parametrize("case", MODES)
+def test_every_image_mode_loads_as_documented(tmp_path, case):
+    name, write, expected = MODES[case]
+    write(tmp_path / name)
+    image = load_image(tmp_path / name)
+    assert image.dtype == np.uint8 and image.shape == (*expected.shape[:2], 3)
+    np.testing.assert_array_equal(image, expected)
+
+
+def test_16_bit_grey_keeps_its_brightness(tmp_path):
+    ramp = np.linspace(0, 65535, 64 * 64).astype(np.uint16).reshape(64, 64)
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    image = load_image(tmp_path / "ramp.png")
+    assert (image == 255).mean() < 0.01  # PIL's own convert("RGB") made 99.6% of these white
+    np.testing.assert_array_equal(image, _as_rgb(np.round(ramp / 257)))
+
+
+@pytest.mark.parametrize(("suffix", "tolerance"), [(".tif", 0), (".jpg", 2)])
+def test_cmyk_goes_through_pils_conversion(tmp_path, suffix, tolerance):
+    cmyk = np.array([[[0, 0, 0, 0], [255, 0, 0, 0], [0, 0, 0, 255], [100, 50, 20, 10]]], np.uint8)
+    cmyk = cmyk.repeat(8, axis=0).repeat(8, axis=1)  # flat 8x8 blocks, which JPEG keeps (nearly) exact
+    Image.fromarray(cmyk, "CMYK").save(tmp_path / f"f{suffix}", quality=100)
+    image = load_image(tmp_path / f"f{suffix}")
+    c_m_y, k = cmyk[..., :3].astype(float), cmyk[..., 3:].astype(float)
+    expected = np.round((255 - c_m_y) * (255 - k) / 255)
+    assert image.shape == (8, 32, 3) and image.dtype == np.uint8
+    assert np.abs(image - expected).max() <= tolerance
+
+
+def test_32_bit_grey_beyond_16_bits_is_refused(tmp_path):
+    Image.fromarray(np.array([[0, 70000]], np.int32)).save(tmp_path / "f.tif")
+    with pytest.raises(FrameReadError, match=r"f\.tif: mode I values 0\.\.70000 lie outside"):
+        load_image(tmp_path / "f.tif")
 
 
 # --------------------------------------------------------------------------------------- descriptors

@@ -1,10 +1,17 @@
 """The compiled block-movement kernels equal their PyTorch twins exactly (CPU: float32/float16/bfloat16,
-NCHW and channels_last, random grids, halos 0-3, edge and corner blocks); the CUDA sources compile."""
+NCHW and channels_last, random grids, halos 0-3, edge and corner blocks) and the CUDA sources compile; the
+module ``pip install`` prebuilt is the one used; the first-use build is keyed by its sources and survives a killed
+or a hung build."""
 
 from __future__ import annotations
 
+import fcntl
+import importlib
+import importlib.util
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,11 +21,25 @@ from hypothesis import strategies as st
 
 from blockcopy_core.engine import kernels, ops, twins
 
+ROOT = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+
 
 @pytest.fixture(scope="module")
 def ext():
-    """The CPU extension, built once per cache directory (the first session pays ~30 s)."""
-    return kernels.build(cuda=False)
+    """The CPU kernels in the order the engine takes them: the prebuilt module where installed and current, else
+    the first-use build (the first session without a prebuilt module pays ~30 s)."""
+    return kernels.prebuilt(kernels.CPU) or kernels.build(cuda=False)
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """An empty first-use cache, ``auto`` mode, and no kernels remembered from earlier tests (nor left for later)."""
+    monkeypatch.setenv("BLOCKCOPY_EXTENSIONS_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("BLOCKCOPY_KERNELS", "auto")
+    kernels._load.cache_clear()
+    yield
+    kernels._load.cache_clear()
 
 
 @st.composite
@@ -134,20 +155,138 @@ def test_cuda_kernels_compile(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_missing_toolchain_falls_back_to_twins(monkeypatch, tmp_path, capsys):
-    """Without buildable kernels the twins run after a one-line notice; BLOCKCOPY_KERNELS=ext makes it an error."""
-    monkeypatch.setattr(kernels, "CSRC", tmp_path)  # no sources: the build fails like a missing compiler
-    monkeypatch.setenv("BLOCKCOPY_KERNELS", "auto")
-    kernels._load.cache_clear()
+def test_installed_prebuilt_module_is_used(fresh, monkeypatch):
+    """What `pip install --no-build-isolation` built is what runs (the tests above then check that module)."""
+    spec = importlib.util.find_spec(kernels.CPU.prebuilt)
+    if spec is None:
+        pytest.skip("installed without prebuilt kernels (pip install --no-build-isolation -e . builds them)")
+    stamp = kernels.stamp_path(Path(spec.origin), kernels.CPU)
+    if not stamp.is_file() or stamp.read_text().strip() != kernels.source_key(kernels.read_sources(kernels.CPU)):
+        pytest.skip("the prebuilt kernels are older than csrc/ or torch (scripts/setup.sh rebuilds them)")
+    monkeypatch.setattr(kernels, "build", lambda cuda: pytest.fail("built although a prebuilt module is installed"))
+    assert kernels.extension(CPU) is importlib.import_module(kernels.CPU.prebuilt)
+
+
+def fake_prebuilt(root: Path, package: str, key: str) -> kernels.Kernels:
+    """A stand-in prebuilt module in a new ``package`` under ``root`` (on sys.path) with the key file ``key``."""
+    (root / package).mkdir()
+    (root / package / "__init__.py").write_text("")
+    (root / package / "_kernels_fake.py").write_text("ORIGIN = 'prebuilt'\n")
+    spec = kernels.CPU._replace(prebuilt=f"{package}._kernels_fake")
+    kernels.stamp_path(root / package / "_kernels_fake.py", spec).write_text(key + "\n")
+    return spec
+
+
+@pytest.mark.parametrize("current", [True, False])
+def test_prebuilt_module_is_used_only_when_built_from_these_sources(fresh, monkeypatch, tmp_path, capsys, current):
+    key = kernels.source_key(kernels.read_sources(kernels.CPU)) if current else "0123456789abcdef"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(kernels, "CPU", fake_prebuilt(tmp_path, f"fake_prebuilt_{current}".lower(), key))
+    monkeypatch.setattr(kernels, "compile_module", lambda spec, folder: "first-use build")
+    got = kernels.extension(CPU)
+    if current:
+        assert got.ORIGIN == "prebuilt" and capsys.readouterr().err == ""
+    else:
+        assert got == "first-use build"
+        assert "prebuilt blockcopy_cpu kernels are out of date" in capsys.readouterr().err
+
+
+def test_build_folder_is_keyed_by_sources_and_torch(fresh, monkeypatch, tmp_path):
+    """Checkouts with other sources and environments with another torch never build into the same folder."""
+    sources = kernels.read_sources(kernels.CPU)
+    folder = kernels.build_dir(kernels.CPU, sources)
+    assert folder.parent == tmp_path / "cache" and folder.name.startswith("blockcopy_cpu-")
+    assert kernels.build_dir(kernels.CPU, dict(sources)) == folder
+    edited = kernels.build_dir(kernels.CPU, {name: text + b"// edited\n" for name, text in sources.items()})
+    assert edited != folder
+    monkeypatch.setattr(torch, "__version__", "0.0.0")
+    assert kernels.build_dir(kernels.CPU, sources) not in (folder, edited)
+
+
+def test_build_compiles_its_own_copy_of_the_sources(fresh, monkeypatch, tmp_path):
+    """Two checkouts of the same sources give the build the same commands (torch would rebuild otherwise)."""
+    monkeypatch.setattr(kernels, "compile_module", lambda spec, folder: folder)
+    folders = []
+    for checkout in ("a", "b"):
+        (tmp_path / checkout).mkdir()
+        for name in kernels.CPU.sources:
+            shutil.copy(ROOT / "csrc" / name, tmp_path / checkout / name)
+        monkeypatch.setattr(kernels, "CSRC", tmp_path / checkout)
+        folders.append(kernels.build(cuda=False))
+    copy = folders[0] / "src" / kernels.CPU.sources[0]
+    assert folders[0] == folders[1] and copy.read_bytes() == (ROOT / "csrc" / kernels.CPU.sources[0]).read_bytes()
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from blockcopy_core.engine import kernels
+folder = Path(sys.argv[1])
+with kernels.build_lock(folder, 0):
+    (folder / "lock").touch()  # torch's own lock file, which a build killed midway leaves behind
+    (folder / "blockcopy_cpu.o").write_text("half an object file")
+    print("holding", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_lock_of_a_killed_build_is_taken_over(fresh, monkeypatch, capsys):
+    """A build killed while it holds the lock neither blocks the next one nor leaves it its half-built files."""
+    folder = kernels.build_dir(kernels.CPU, kernels.read_sources(kernels.CPU))
+    folder.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
-        assert kernels.extension(torch.device("cpu")) is None
-        notice = capsys.readouterr().err.strip().splitlines()
-        assert len(notice) == 1 and "using the PyTorch twins" in notice[0]
+        assert holder.stdout.readline().strip() == "holding"
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    monkeypatch.setenv("BLOCKCOPY_BUILD_WAIT_S", "30")  # a bound only in case the takeover is broken
+    seen = []
+    monkeypatch.setattr(kernels, "compile_module", lambda spec, where: seen.append(sorted(os.listdir(where))) or "ok")
+    assert kernels.build(cuda=False) == "ok"
+    assert seen == [[kernels.LOCK_NAME, "src"]]  # torch's lock and the half-built object were cleared first
+    err = capsys.readouterr().err
+    assert f"the kernel build of pid {holder.pid} on" in err and "did not finish" in err
+    assert (folder / kernels.LOCK_NAME).read_text() == ""  # released, so the next build starts clean
+
+
+def test_build_held_past_the_bound_runs_the_twins(fresh, monkeypatch, capsys):
+    """Another process that keeps building past BLOCKCOPY_BUILD_WAIT_S: the twins run, and a line says why."""
+    monkeypatch.setattr(kernels, "CPU", kernels.CPU._replace(prebuilt="blockcopy_core._no_prebuilt_kernels"))
+    monkeypatch.setattr(kernels, "compile_module", lambda spec, folder: pytest.fail("built without the lock"))
+    monkeypatch.setenv("BLOCKCOPY_BUILD_WAIT_S", "0.3")
+    folder = kernels.build_dir(kernels.CPU, kernels.read_sources(kernels.CPU))
+    folder.mkdir(parents=True)
+    fd = os.open(folder / kernels.LOCK_NAME, os.O_RDWR | os.O_CREAT)  # a lock of its own: foreign to kernels.py
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, b"4242 builder-host\n")
+        assert kernels.extension(CPU) is None
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert "waiting up to 0.3 s for pid 4242 on builder-host" in lines[0]
+        assert len(lines) == 2 and "using the PyTorch twins" in lines[1]
+        assert "BuildLockTimeout: waited 0.3 s for pid 4242 on builder-host" in lines[1]
         dense = torch.arange(16.0).reshape(1, 1, 4, 4)
         assert torch.equal(ops.split(dense, torch.tensor([1]), 2), twins.split(dense, torch.tensor([1]), 2))
         kernels._load.cache_clear()
         monkeypatch.setenv("BLOCKCOPY_KERNELS", "ext")
-        with pytest.raises(RuntimeError, match="building the blockcopy_cpu kernels failed"):
-            kernels.extension(torch.device("cpu"))
+        with pytest.raises(RuntimeError, match="waited 0.3 s for pid 4242"):
+            kernels.extension(CPU)
     finally:
-        kernels._load.cache_clear()
+        os.close(fd)
+
+
+def test_missing_toolchain_falls_back_to_twins(fresh, monkeypatch, tmp_path, capsys):
+    """Without buildable kernels the twins run after a one-line notice; BLOCKCOPY_KERNELS=ext makes it an error."""
+    monkeypatch.setattr(kernels, "CPU", kernels.CPU._replace(prebuilt="blockcopy_core._no_prebuilt_kernels"))
+    monkeypatch.setattr(kernels, "CSRC", tmp_path)  # no sources: the build fails like a missing compiler
+    assert kernels.extension(CPU) is None
+    notice = capsys.readouterr().err.strip().splitlines()
+    assert len(notice) == 1 and "using the PyTorch twins" in notice[0]
+    dense = torch.arange(16.0).reshape(1, 1, 4, 4)
+    assert torch.equal(ops.split(dense, torch.tensor([1]), 2), twins.split(dense, torch.tensor([1]), 2))
+    kernels._load.cache_clear()
+    monkeypatch.setenv("BLOCKCOPY_KERNELS", "ext")
+    with pytest.raises(RuntimeError, match="building the blockcopy_cpu kernels failed"):
+        kernels.extension(CPU)

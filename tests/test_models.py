@@ -6,7 +6,7 @@ import torch
 from test_engine_support import randomize_bn
 
 from blockcopy_core.macs import count_macs
-from blockcopy_core.models import CheckpointError, build_swiftnet, fold_batchnorm, load_checkpoint
+from blockcopy_core.models import CheckpointError, build_swiftnet, check_state_dict, fold_batchnorm, load_checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PUBLISHED_SHAPES = json.loads((FIXTURES / "swiftnet_state_dict_shapes.json").read_text())
@@ -74,6 +74,29 @@ def test_load_checkpoint_refuses_arbitrary_pickles(tmp_path):
 def test_missing_checkpoint_file_is_named(tmp_path):
     with pytest.raises(CheckpointError, match="nope.pth"):
         load_checkpoint(build_swiftnet("resnet18"), tmp_path / "nope.pth")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_weights_are_refused_naming_the_tensors(tmp_path, bad):
+    state = build_swiftnet("resnet18").state_dict()
+    state["logits.conv.weight"][0, 0] = bad
+    state["backbone.bn1.running_var"][3] = bad
+    torch.save({"state_dict": state}, tmp_path / "broken.pth")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(build_swiftnet("resnet18"), tmp_path / "broken.pth")
+    assert str(info.value) == (f"{tmp_path / 'broken.pth'}: 2 of {len(state)} tensors hold NaN or inf: "
+                               "backbone.bn1.running_var, logits.conv.weight")
+
+
+def test_many_non_finite_tensors_are_counted_not_all_listed():
+    model = build_swiftnet("resnet18")
+    state = {key: torch.full_like(value, float("nan")) if value.is_floating_point() else value
+             for key, value in model.state_dict().items()}
+    floating = [key for key, value in state.items() if value.is_floating_point()]
+    with pytest.raises(CheckpointError) as info:
+        check_state_dict(model, state, source="weights")
+    assert str(info.value) == (f"weights: {len(floating)} of {len(state)} tensors hold NaN or inf: "
+                               f"{', '.join(floating[:5])} and {len(floating) - 5} more")
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])

@@ -364,11 +364,13 @@ def test_a_folder_that_is_not_a_run_is_refused(capsys, runs, tmp_path, make):
     assert str(target) in err and "not a run folder" in err and "Traceback" not in err
 
 
-def test_unreadable_report_is_refused(capsys, tmp_path):
+def test_a_damaged_part_is_skipped_with_a_warning(capsys, caplog, tmp_path):
     (tmp_path / "broken" / "clips").mkdir(parents=True)
     (tmp_path / "broken" / "clips" / "part-0.parquet").write_bytes(b"not parquet")
-    code, _, err = run_report(capsys, tmp_path / "broken")
-    assert code == 2 and "broken" in err and "cannot read" in err
+    with caplog.at_level("WARNING", logger="blockcopy"):
+        code, out, _ = run_report(capsys, tmp_path / "broken")
+    assert code == 0 and "incomplete" in out
+    assert any("part-0.parquet" in record.getMessage() for record in caplog.records)
 
 
 def test_plots_are_written(capsys, runs, tmp_path):

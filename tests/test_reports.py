@@ -12,6 +12,7 @@ from blockcopy_core.reporting import (
     read_table,
     summary_row,
 )
+from blockcopy_core.reporting.reader import read_config
 from blockcopy_core.reporting.writer import write_summary
 
 
@@ -49,3 +50,36 @@ def test_frames_of_an_uncommitted_batch_are_ignored(tmp_path):
     clips_part.unlink()
     assert read_table(tmp_path, "frames").num_rows == 0
     assert read_table(tmp_path, "clips").num_rows == 0
+
+
+def two_batches(folder):
+    writer = RunWriter(folder, "r1", {})
+    for clip in ("c1", "c2"):
+        writer.append([ClipResult(clip, "eval", num_frames=1, frames=[FrameResult(0, "f0", 1.0, 0.5, 10.0)])])
+    return sorted((folder / "clips").glob("*.parquet"))
+
+
+def test_batches_are_written_without_leaving_temp_files(tmp_path):
+    parts = two_batches(tmp_path)
+    assert [p.name for p in sorted((tmp_path / "frames").iterdir())] == [p.name for p in parts]
+    assert len(list((tmp_path / "clips").iterdir())) == 2
+
+
+@pytest.mark.parametrize("table", ["clips", "frames"])
+def test_a_damaged_batch_is_skipped_with_a_warning(tmp_path, caplog, table):
+    damaged = tmp_path / table / two_batches(tmp_path)[0].name
+    damaged.write_bytes(damaged.read_bytes()[:-20])  # truncated: its Parquet footer is gone
+    (tmp_path / "clips" / ".part-x.parquet.1234abcd.tmp").write_bytes(b"PAR1")  # an unfinished write
+    for name in ("clips", "frames"):
+        assert read_table(tmp_path, name).num_rows == 1
+    assert f"skipping the damaged batch {damaged.name}: {table}/{damaged.name} is unreadable" in caplog.text
+
+
+def test_the_config_is_read_from_a_whole_batch(tmp_path):
+    assert read_config(tmp_path) == {}
+    writer = RunWriter(tmp_path, "r1", {"seed": 3})
+    for clip in ("c1", "c2"):
+        writer.append([ClipResult(clip, "eval")])
+    first = sorted((tmp_path / "clips").glob("*.parquet"))[0]
+    first.write_bytes(b"PAR1 truncated")
+    assert read_config(tmp_path) == {"seed": 3}

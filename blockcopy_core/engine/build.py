@@ -1,7 +1,8 @@
-"""Build the block-movement kernels ahead of time: ``python -m blockcopy_core.engine.build``.
+"""Make the block-movement kernels ready before a run: ``python -m blockcopy_core.engine.build``.
 
-Builds the CPU extension, and the CUDA one when CUDA is available, into the cache directory
-(``BLOCKCOPY_EXTENSIONS_DIR``, default ``~/.cache/blockcopy/torch_extensions``).
+For the CPU kernels, and the CUDA ones when CUDA is available, says which prebuilt module (``pip install``) will
+be used, or else builds the first-use kernels now into their cache folder (``kernels.build_dir``), so that no
+job pays for the build or waits on another's.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from . import kernels
 
 
 def main() -> None:
-    kernels.build(cuda=False)
-    print(f"built the CPU kernels in {kernels.cache_dir()}")
-    if torch.cuda.is_available():
-        kernels.build(cuda=True)
-        print(f"built the CUDA kernels in {kernels.cache_dir()}")
+    for cuda in (False, True) if torch.cuda.is_available() else (False,):
+        spec = kernels.kernels_for(cuda)
+        module = kernels.prebuilt(spec)
+        if module is None:
+            module = kernels.build(cuda)
+            print(f"built the {spec.name} kernels: {module.__file__}")
+        else:
+            print(f"the {spec.name} kernels are prebuilt: {module.__file__}")
 
 
 if __name__ == "__main__":

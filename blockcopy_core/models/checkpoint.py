@@ -12,8 +12,13 @@ SYNTHETIC_CHECKPOINT = Path(__file__).resolve().parents[2] / "pretrained" / "swi
 """SwiftNet-RN18 trained on the synthetic street video (docs/training.md); the default for synthetic clips."""
 
 
+NAMES_SHOWN = 5
+"""How many names of broken tensors an error message lists (then a count of the rest)."""
+
+
 class CheckpointError(RuntimeError):
-    """A checkpoint does not fit the model: lists every missing, unexpected and mis-shaped key."""
+    """A checkpoint that cannot be used: unreadable, not fitting the model (every missing, unexpected and
+    mis-shaped key), or holding NaN/inf weights."""
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -34,7 +39,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """Raise one CheckpointError listing all key and shape mismatches between ``model`` and ``state``."""
+    """Raise one CheckpointError listing all key and shape mismatches between ``model`` and ``state``, or
+    naming the tensors of ``state`` that hold NaN or inf."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -50,6 +56,20 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: s
     ]
     if problems:
         raise CheckpointError(f"{source} does not match the model:\n" + "\n".join(problems))
+    check_finite(state, source)
+
+
+def check_finite(state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Raise a CheckpointError naming the floating-point tensors that hold NaN or inf.
+
+    Such weights run to the end and report a meaningless mIoU, so they are refused before any compute.
+    """
+    broken = [key for key, value in state.items()
+              if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if broken:
+        names = ", ".join(broken[:NAMES_SHOWN])
+        rest = f" and {len(broken) - NAMES_SHOWN} more" if len(broken) > NAMES_SHOWN else ""
+        raise CheckpointError(f"{source}: {len(broken)} of {len(state)} tensors hold NaN or inf: {names}{rest}")
 
 
 def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:

@@ -7,6 +7,7 @@ defaults, help texts and validation.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..data.clips import SOURCES
 from ..models import BACKBONES, SYNTHETIC_CHECKPOINT
@@ -62,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(each block with p=0.5) or the learned rl_semseg",
                         "block_num_classes": argparse.SUPPRESS})
     block.add_argument("--policy-checkpoint", metavar="PATH",
-                       help="rl_semseg: load this policy state before warm-up when the file exists (then a short or "
-                            "no warm-up suffices); the final state is always written to REPORT_DIR/policy.pt")
+                       help="rl_semseg: start from this policy state (an earlier run's REPORT_DIR/policy.pt; the file "
+                            "must exist), loaded before warm-up, so a short or no warm-up suffices; the final state "
+                            "is always written to REPORT_DIR/policy.pt")
 
     out = parser.add_argument_group("output")
     out.add_argument("--report-dir", help="where summary.parquet goes; default runs/<run_id>")
@@ -130,6 +132,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--{name.replace('_', '-')} {reason}")
     if args.policy_checkpoint and args.block_policy != "rl_semseg":
         parser.error("--policy-checkpoint goes with --block-policy rl_semseg (the only policy that learns)")
+    if args.policy_checkpoint and not Path(args.policy_checkpoint).is_file():
+        parser.error(f"--policy-checkpoint {args.policy_checkpoint}: no such file")
     if args.resume and not args.report_dir:
         parser.error("--resume needs the --report-dir of the run to continue")
     if args.num_actors is not None and args.num_actors < 1:

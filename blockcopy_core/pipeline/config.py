@@ -92,4 +92,4 @@ def build_runner(config: RunnerConfig, state_dict: dict[str, torch.Tensor], acto
     return ClipRunner(model, device, dtype, res=config.res, pad_multiple=config.pad_multiple,
                       measure=config.measure, prefetch_depth=config.prefetch, channels_last=device.type == "cpu",
                       outputs=outputs(config), audit_every=config.audit_every, num_classes=config.num_classes,
-                      actor=actor, node=node)
+                      actor=actor, node=node, seed=config.seed)

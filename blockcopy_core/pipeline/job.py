@@ -1,6 +1,8 @@
-"""The evaluation job (``python -m jobs.evaluate``): flags -> clips -> an executor -> Parquet rows -> summary.
+"""The evaluation job (``python -m jobs.evaluate``): flags -> clips -> a run folder -> an executor -> Parquet rows ->
+summary.
 
-Prints the original release's summary lines and writes ``REPORT_DIR/{clips,frames}/`` and
+Claims the run folder first (``reporting.runfolder``: writable, locked, one run per folder, a resume only with the
+recorded settings), then prints the original release's summary lines and writes ``REPORT_DIR/{clips,frames}/`` and
 ``REPORT_DIR/summary.parquet``. Exits 1 when any clip failed (after writing the complete report).
 """
 
@@ -8,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import random
 import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,11 +27,13 @@ import torch
 from ..data import Clip, build_clips
 from ..data.synthetic import EVAL_FIRST, WARMUP_FIRST
 from ..metrics import ConfusionMatrix, format_iou_table
-from ..models import build_swiftnet, load_checkpoint
+from ..models import CheckpointError, build_swiftnet, load_checkpoint
+from ..reporting.manifest import Manifest, file_digest
 from ..reporting.reader import aggregate_audit, aggregate_clips, read_table
 from ..reporting.results import ClipResult
-from ..reporting.schema import CLIPS_SCHEMA, POLICY_FILE, summary_row
-from ..reporting.writer import RunWriter, provenance
+from ..reporting.runfolder import RunFolder, open_run
+from ..reporting.schema import POLICY_FILE, summary_row
+from ..reporting.writer import RunWriter, git_commit, provenance
 from .cli import parse_args
 from .config import RunnerConfig
 from .executor import Executor, InlineExecutor, import_ray_executor
@@ -37,6 +42,31 @@ from .progress import Progress
 log = logging.getLogger("blockcopy")
 SYNTHETIC_DEFAULT_RES = 512
 SYNTHETIC_DEFAULT_EVAL_CLIPS = 8
+
+
+# Flags that say where and how a run executes, or what else it writes, not what its rows hold: a resume may change
+# them. Every other flag is recorded in the manifest and must be repeated by a resume (a new flag too, until it is
+# listed here). ``blockcopy`` is the block_* flags again, as one object.
+NOT_RESULT_AFFECTING = frozenset({
+    "executor", "address", "num_actors", "cpus_per_actor", "gpus_per_actor", "max_actor_restarts", "device",
+    "prefetch", "timings", "output_dir", "save_predictions", "report_dir", "resume", "block_policy_verbose",
+    "blockcopy",
+})
+
+
+@dataclass
+class Session:
+    """What this job ran of the evaluation: frames, wall time (the audit's excluded), actors, seconds per stage."""
+
+    frames: int = 0
+    wall_s: float = math.nan
+    num_actors: int | None = None
+    timings: Counter = field(default_factory=Counter)
+
+    @property
+    def fps(self) -> float:
+        """Evaluation frames per wall-clock second of this session (NaN when it ran nothing)."""
+        return self.frames / self.wall_s if self.wall_s > 0 else math.nan
 
 
 def new_run_id() -> str:
@@ -118,42 +148,85 @@ def log_results(clips: pa.Table, summary: dict, confusion: ConfusionMatrix, timi
         log.info("time in %-8s %9.2f s (summed over actors)", stage, seconds)
 
 
+def result_settings(args: argparse.Namespace) -> dict:
+    """The flags that decide what a run's rows hold (a resume must repeat them), with the checkpoint files named
+    by their content."""
+    settings = {key: value for key, value in vars(args).items() if key not in NOT_RESULT_AFFECTING}
+    for flag in ("model_checkpoint", "policy_checkpoint"):
+        settings[f"{flag}_sha256"] = file_digest(settings[flag]) if settings[flag] else ""
+    return settings
+
+
+def eval_count(args: argparse.Namespace) -> int | None:
+    if args.num_clips_eval >= 0:
+        return args.num_clips_eval
+    return SYNTHETIC_DEFAULT_EVAL_CLIPS if args.data == "synthetic" else None
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s:%(message)s", stream=sys.stdout,
                         force=True)
     args = parse_args(argv)
     run_id = new_run_id()
     report_dir = args.report_dir or f"runs/{run_id}"
-    recorded = read_table(report_dir, "clips") if args.resume else CLIPS_SCHEMA.empty_table()
-    if recorded.num_rows:
-        run_id = recorded.column("run_id")[0].as_py()
+    eval_clips = make_clips(args, eval_count(args), warmup=False)
+    # Claimed (writable, locked, a run of its own or the same run resumed) before weights load or Ray starts.
+    manifest = Manifest.create(run_id, result_settings(args), eval_clips, git_commit())
+    with open_run(report_dir, manifest, resume=args.resume) as folder:
+        return run(args, folder, eval_clips)
 
-    eval_count = args.num_clips_eval if args.num_clips_eval >= 0 else (
-        SYNTHETIC_DEFAULT_EVAL_CLIPS if args.data == "synthetic" else None)
-    eval_clips = make_clips(args, eval_count, warmup=False)
-    if recorded.num_rows:
-        done = set(recorded.column("clip_id").to_pylist())
-        log.info("resuming run %s: %d clips already recorded in %s", run_id, len(done), report_dir)
-        eval_clips = [clip for clip in eval_clips if clip.clip_id not in done]
-    learns = args.block_policy == "rl_semseg"
-    warmup_clips = make_clips(args, args.num_clips_warmup, warmup=True) if learns and args.num_clips_warmup else []
+
+def run(args: argparse.Namespace, folder: RunFolder, eval_clips: list[Clip]) -> int:
+    """Run the clips ``folder`` has not recorded ok yet, then write the summary; exit status 1 if any failed."""
+    report_dir, run_id = str(folder.path), folder.run_id
+    todo = [clip for clip in eval_clips if clip.clip_id not in folder.done]
+    if folder.done:
+        log.info("resuming run %s: %d of %d clips already recorded in %s", run_id, len(folder.done),
+                 len(eval_clips), report_dir)
+    if folder.complete:
+        log.info("run %s is complete: nothing to run, its report in %s stays as it is", run_id, report_dir)
+        return 0
     config = runner_config(args, report_dir)
     run_config = {**vars(args), "run_id": run_id, "report_dir": report_dir, "runner": asdict(config)}
     del run_config["blockcopy"]  # its fields are the block_* flags, already there
     writer = RunWriter(report_dir, run_id, run_config)
+    # Nothing left to run (an interrupted run whose clips all finished): the summary, with no speed measured.
+    session = evaluate(args, config, writer, todo) if todo else Session()
 
-    executor = make_executor(args, config, initial_weights(args))
+    clips = read_table(report_dir, "clips")
+    figures, confusion = aggregate_clips(clips, args.blockcopy.block_num_classes)
+    figures.update(aggregate_audit(read_table(report_dir, "frames")))
+    if args.fast:
+        figures["mean_iou"] = figures["gmacs_per_frame"] = float("nan")
+    summary = summary_row(run_config, figures, fps=session.fps, num_actors=session.num_actors,
+                          wall_s=session.wall_s, **provenance())
+    path = writer.write_summary(summary)
+    log_results(clips, summary, confusion, session.timings if args.timings else None)
+    log.info("summary written to %s", path)
+    return 1 if summary["num_clips_failed"] else 0
+
+
+def evaluate(args: argparse.Namespace, config: RunnerConfig, writer: RunWriter, eval_clips: list[Clip]) -> Session:
+    """Warm up (the learned policy), run ``eval_clips`` recording each batch with ``writer``, keep the policy."""
+    learns = args.block_policy == "rl_semseg"
+    warmup_clips = make_clips(args, args.num_clips_warmup, warmup=True) if learns and args.num_clips_warmup else []
+    report_dir = writer.report_dir
+    try:
+        weights = initial_weights(args)
+    except CheckpointError as exc:  # a known user error: one line, no traceback
+        raise SystemExit(f"error: {exc}") from None
+    executor = make_executor(args, config, weights)
     log.info("run %s: %s, policy %s, %s data; %d warm-up and %d evaluation clips on %d actor(s); report in %s",
-             run_id, args.model_backbone, args.block_policy, args.data, len(warmup_clips), len(eval_clips),
+             writer.run_id, args.model_backbone, args.block_policy, args.data, len(warmup_clips), len(eval_clips),
              executor.num_actors, report_dir)
     try:
-        if learns and args.policy_checkpoint and os.path.isfile(args.policy_checkpoint):
+        if learns and args.policy_checkpoint:
             executor.load_policy_state(Path(args.policy_checkpoint).read_bytes())
             log.info("policy state loaded from %s", args.policy_checkpoint)
         if warmup_clips:
             with Progress("warmup", len(warmup_clips)) as progress:
                 executor.run_phase(batches(warmup_clips, args.batch_size), "warmup", progress.add)
-        if args.single_clip_loop and eval_clips:
+        if args.single_clip_loop:
             executor.loop_first_clip(eval_clips[0])
         start = time.perf_counter()
         timings: Counter[str] = Counter()
@@ -166,28 +239,15 @@ def main(argv: list[str] | None = None) -> int:
 
             executor.run_phase(batches(eval_clips, args.batch_size), "eval", record)
         wall_s = time.perf_counter() - start
-        frames_this_session = progress.frames
         policy_state = executor.policy_state()
         if policy_state is not None:
-            Path(report_dir).mkdir(parents=True, exist_ok=True)
             Path(report_dir, POLICY_FILE).write_bytes(policy_state)
             log.info("policy state written to %s", Path(report_dir, POLICY_FILE))
     finally:
         executor.close()
-
-    clips = read_table(report_dir, "clips")
-    figures, confusion = aggregate_clips(clips, args.blockcopy.block_num_classes)
-    figures.update(aggregate_audit(read_table(report_dir, "frames")))
-    if args.fast:
-        figures["mean_iou"] = figures["gmacs_per_frame"] = float("nan")
     # The audit's dense passes are not part of the timed run: take their time (spread over actors) out.
     wall_s -= timings.get("audit", 0.0) / executor.num_actors
-    summary = summary_row(run_config, figures, fps=frames_this_session / wall_s if wall_s > 0 else float("nan"),
-                          num_actors=executor.num_actors, wall_s=wall_s, **provenance())
-    path = writer.write_summary(summary)
-    log_results(clips, summary, confusion, timings if args.timings else None)
-    log.info("summary written to %s", path)
-    return 1 if summary["num_clips_failed"] else 0
+    return Session(progress.frames, wall_s, executor.num_actors, timings)
 
 
 if __name__ == "__main__":

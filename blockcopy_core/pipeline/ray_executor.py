@@ -18,6 +18,7 @@ import torch
 from ray.exceptions import RayActorError
 
 from ..data import Clip
+from ..policies import POLICIES_THAT_LEARN
 from ..reporting.results import ClipResult
 from .config import RunnerConfig, build_runner
 from .executor import ResultSink
@@ -25,19 +26,49 @@ from .executor import ResultSink
 log = logging.getLogger("blockcopy")
 
 
+@ray.remote(num_cpus=0)
+class PolicyStateStore:
+    """The learned policy's state as each actor last reported it, so that a restarted actor resumes from there
+    (Ray re-runs an actor's constructor on restart, with the arguments it was first created with)."""
+
+    def __init__(self):
+        self.states: dict[int, bytes] = {}
+
+    def put(self, slot: int, state: bytes) -> None:
+        self.states[slot] = state
+
+    def get(self, slot: int) -> bytes | None:
+        return self.states.get(slot)
+
+
 @ray.remote
 class ClipActor:
-    """Holds one BlockCopy SwiftNet (and its policy) on the device Ray assigned and runs the clips it is given."""
+    """Holds one BlockCopy SwiftNet (and its policy) on the device Ray assigned and runs the clips it is given.
 
-    def __init__(self, config: RunnerConfig, weights: dict[str, torch.Tensor], threads: int):
+    With a ``store`` (learned policies), it reports its policy state there after every batch and, when Ray
+    restarts it, starts again from the state it last reported.
+    """
+
+    def __init__(self, config: RunnerConfig, weights: dict[str, torch.Tensor], threads: int, slot: int,
+                 store: ray.actor.ActorHandle | None = None):
         torch.set_num_threads(threads)
         context = ray.get_runtime_context()
         # Ray sets CUDA_VISIBLE_DEVICES to this actor's GPUs, so "cuda" is the GPU assigned to it.
         self.runner = build_runner(config, weights, actor=context.get_actor_id()[:12],
                                    node=f"{socket.gethostname()}:{context.get_node_id()[:8]}")
+        self.slot, self.store = slot, store
+        reported = ray.get(store.get.remote(slot)) if store is not None else None
+        if reported is not None:
+            self.runner.load_policy_state(reported)
 
     def run(self, clips: list[Clip], phase: str) -> list[ClipResult]:
-        return self.runner.run(clips, phase)
+        results = self.runner.run(clips, phase)
+        self._report_policy_state()
+        return results
+
+    def _report_policy_state(self) -> None:
+        if self.store is not None:
+            ray.get(self.store.put.remote(self.slot, self.runner.policy_state()))
 
     def info(self) -> dict:
         runner = self.runner
@@ -50,13 +81,15 @@ class ClipActor:
 
     def load_policy_state(self, state: bytes) -> None:
         self.runner.load_policy_state(state)
+        self._report_policy_state()
 
     def loop_first_clip(self, clip: Clip) -> None:
         self.runner.loop_first_clip(clip)
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> bool:
-    """Join the cluster at ``address`` (or ``RAY_ADDRESS``); with neither, start a local one on 127.0.0.1.
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``); with neither, start a Ray instance of our own on
+    127.0.0.1, never another one already running on the machine (which Ray would otherwise join).
 
     Returns whether this call connected (and so should disconnect at the end); False when Ray was already up.
     """
@@ -66,7 +99,8 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=num_cpus, log_to_driver=True)
+        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=num_cpus,
+                 log_to_driver=True)
     return True
 
 
@@ -88,10 +122,11 @@ class RayExecutor:
         # the reference, so Ray's warning at actor creation that a restart could lose it does not apply.
         self._weights_ref = weights_ref = ray.put(weights)
         threads = max(1, int(cpus_per_actor))
+        self.store = PolicyStateStore.remote() if config.policy in POLICIES_THAT_LEARN else None
         self.actors = [
             ClipActor.options(max_restarts=max_restarts, max_task_retries=max_restarts, **options)
-            .remote(config, weights_ref, threads)
-            for _ in range(count)
+            .remote(config, weights_ref, threads, slot, self.store)
+            for slot in range(count)
         ]
         self.num_actors = count
         self.infos = ray.get([actor.info.remote() for actor in self.actors])
@@ -153,7 +188,7 @@ class RayExecutor:
         ray.get([actor.loop_first_clip.remote(clip) for actor in self.actors])
 
     def close(self) -> None:
-        for actor in self.actors:
+        for actor in [*self.actors, *([self.store] if self.store is not None else [])]:
             ray.kill(actor)
         if self.disconnect_on_close:
             ray.shutdown()  # the local instance this job started goes with it

@@ -7,6 +7,7 @@ confusion matrix. It knows nothing of Ray.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 import traceback
@@ -25,6 +26,13 @@ from ..metrics import ConfusionMatrix
 from ..reporting.results import ClipResult, FrameResult
 from .audit import dense_fidelity
 from .prefetch import prefetch
+
+
+def clip_seed(seed: int, clip_id: str) -> int:
+    """The seed of one clip's random draws: from the run's seed and the clip's id only, so a clip draws the same
+    whichever actor runs it, after whichever clips, in a first run or a resumed one."""
+    digest = hashlib.sha256(f"{seed}:{clip_id}".encode()).digest()
+    return int.from_bytes(digest[:7], "little")
 
 
 class FrameOutput(Protocol):
@@ -49,7 +57,7 @@ class ClipRunner:
                  dtype: torch.dtype = torch.float32, res: int | None = None, pad_multiple: int = 32,
                  measure: bool = True, prefetch_depth: int = 0, channels_last: bool = False,
                  outputs: Sequence[FrameOutput] = (), num_classes: int = 19, audit_every: int = 0,
-                 actor: str = "inline", node: str = "local"):
+                 actor: str = "inline", node: str = "local", seed: int = 0):
         self.model = model
         self.device = device
         self.dtype = dtype
@@ -59,6 +67,7 @@ class ClipRunner:
         self.prefetch_depth = prefetch_depth
         self.actor = actor
         self.node = node
+        self.seed = seed
         self.channels_last = channels_last
         self.outputs = list(outputs)
         self.audit_every = audit_every
@@ -114,7 +123,7 @@ class ClipRunner:
         confusions = [ConfusionMatrix(self.num_classes) for _ in clips]
         labelled = [False] * len(clips)
         if hasattr(self.model, "reset_temporal"):
-            self.model.reset_temporal()
+            self.model.reset_temporal(seeds=[clip_seed(self.seed, clip.clip_id) for clip in clips])
         self.stage_seconds.clear()
         start = time.perf_counter()
         compute = 0.0

@@ -3,7 +3,9 @@
 from .base import BlockPolicy, ClipState, grid_size
 from .fixed import AllPolicy, NonePolicy, RandomPolicy
 from .learned import LearnedPolicy
-from .registry import POLICIES, build_policy, register_policy
+from .registry import POLICIES, POLICIES_THAT_LEARN, build_policy, register_policy
 
-__all__ = ["POLICIES", "AllPolicy", "BlockPolicy", "ClipState", "LearnedPolicy", "NonePolicy", "RandomPolicy",
-           "build_policy", "grid_size", "register_policy"]
+__all__ = [
+    "POLICIES", "POLICIES_THAT_LEARN", "AllPolicy", "BlockPolicy", "ClipState", "LearnedPolicy", "NonePolicy",
+    "RandomPolicy", "build_policy", "grid_size", "register_policy",
+]

@@ -7,6 +7,7 @@ the wrapper calls ``observe`` with the output, which a learned policy uses for i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import Tensor, nn
@@ -32,6 +33,11 @@ class BlockPolicy(nn.Module):
 
     def observe(self, frames: Tensor, grid: Tensor, output: Tensor, state: ClipState) -> None:
         """Called after the frame ran (``state`` is still the previous frame's); fixed policies ignore it."""
+
+    def start_clips(self, positions: Sequence[int] | None, seeds: Sequence[int] | None) -> None:
+        """Called when new clips start at the batch ``positions`` (None: all), with one seed per clip when the
+        caller has them (the job derives each from ``--seed`` and the clip id). A policy that draws random numbers
+        seeds a clip's draws from its seed, so a clip's grids never depend on which clips ran before it."""
 
 
 def grid_size(frames: Tensor, state: ClipState) -> tuple[int, int, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -23,7 +25,8 @@ class NonePolicy(BlockPolicy):
 
 
 class RandomPolicy(BlockPolicy):
-    """Execute each block independently with probability ``p`` (seeded generator, reproducible)."""
+    """Execute each block independently with probability ``p``. A clip started with a seed draws from a generator
+    of its own; otherwise from one generator seeded ``seed`` (reproducible either way)."""
 
     def __init__(self, p: float = 0.5, seed: int = 0):
         super().__init__()
@@ -31,6 +34,19 @@ class RandomPolicy(BlockPolicy):
             raise ValueError(f"random policy probability must be in [0, 1], got {p}")
         self.p = p
         self.generator = torch.Generator().manual_seed(seed)
+        self.clip_generators: dict[int, torch.Generator] = {}  # by batch position
+
+    def start_clips(self, positions: Sequence[int] | None, seeds: Sequence[int] | None) -> None:
+        if positions is None:
+            self.clip_generators.clear()
+        if seeds is None:
+            for position in positions or ():
+                self.clip_generators.pop(position, None)
+            return
+        for position, seed in zip(range(len(seeds)) if positions is None else positions, seeds, strict=True):
+            self.clip_generators[position] = torch.Generator().manual_seed(seed)
 
     def forward(self, frames: Tensor, state: ClipState) -> Tensor:
-        return torch.rand(grid_size(frames, state), generator=self.generator) < self.p
+        n, gh, gw = grid_size(frames, state)
+        draws = [torch.rand((gh, gw), generator=self.clip_generators.get(i, self.generator)) for i in range(n)]
+        return torch.stack(draws) < self.p

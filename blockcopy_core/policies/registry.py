@@ -19,6 +19,9 @@ POLICIES: dict[str, PolicyFactory] = {
 }
 
 
+POLICIES_THAT_LEARN = frozenset({"rl_semseg"})  # their state (network, optimiser) changes as they run
+
+
 def register_policy(name: str, factory: PolicyFactory) -> None:
     """Make ``block_policy=name`` build ``factory(settings)``."""
     POLICIES[name] = factory

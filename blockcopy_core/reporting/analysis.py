@@ -8,7 +8,6 @@ figures always come from the clip rows' confusion matrices.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -16,12 +15,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ..constants import CLASS_NAMES, NUM_CLASSES
 from ..metrics import ConfusionMatrix
-from .reader import aggregate_audit, aggregate_clips, read_summary, read_table
-from .schema import CONFIG_KEY, SUMMARY_FILE, summary_row
+from .reader import aggregate_audit, aggregate_clips, read_config, read_summary, read_table
+from .schema import SUMMARY_FILE, summary_row
 
 COMPLETE, PARTLY_FAILED, INCOMPLETE = "complete", "partly failed", "incomplete"
 CLIP_ORDERS = ("iou", "exec")  # worst clips: lowest mIoU first, or highest execution fraction first
@@ -183,9 +181,7 @@ def notes(runs: list[Run], failures_per_run: int = 5) -> list[str]:
 
 
 def _config_of(path: Path) -> dict:
-    parts = sorted((path / "clips").glob("*.parquet"))
-    metadata = (pq.read_schema(parts[0]).metadata or {}) if parts else {}
-    return json.loads(metadata[CONFIG_KEY]) if CONFIG_KEY in metadata else {}
+    return read_config(path)
 
 
 def _audit(path: Path) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -12,19 +13,29 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..metrics import ConfusionMatrix
-from .schema import CLIPS_SCHEMA, FRAMES_SCHEMA, SUMMARY_FILE
+from .parts import read_parts, scan
+from .schema import CONFIG_KEY, SUMMARY_FILE
+
+log = logging.getLogger("blockcopy")
 
 
 def read_table(report_dir: str | os.PathLike, name: str) -> pa.Table:
-    """All part files of ``clips`` or ``frames`` in a run folder (an empty table when there are none)."""
-    schema = {"clips": CLIPS_SCHEMA, "frames": FRAMES_SCHEMA}[name]
-    folder = Path(report_dir) / name
-    parts = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-    # A part's clip rows are written last and commit it: frames of a batch interrupted before that are ignored.
-    parts = [p for p in parts if (Path(report_dir) / "clips" / p.name).is_file()]
-    if not parts:
-        return schema.empty_table()
-    return pa.concat_tables(pq.read_table(p, schema=schema) for p in parts)
+    """The ``clips`` or ``frames`` rows of the committed batches of a run folder (an empty table when there are
+    none). Unfinished writes and frames of uncommitted batches are ignored, damaged batches skipped with a warning
+    (``parts``), so a crashed run reads as the batches it finished."""
+    found = scan(report_dir)
+    for part, problem in found.damaged.items():
+        log.warning("%s: skipping the damaged batch %s: %s", report_dir, part, problem)
+    return read_parts(report_dir, name, found.committed)
+
+
+def read_config(report_dir: str | os.PathLike) -> dict:
+    """The run configuration stored with the first committed batch of a run folder ({} before its first batch)."""
+    committed = scan(report_dir).committed
+    if not committed:
+        return {}
+    metadata = pq.read_schema(Path(report_dir) / "clips" / committed[0]).metadata or {}
+    return json.loads(metadata[CONFIG_KEY]) if CONFIG_KEY in metadata else {}
 
 
 def aggregate_clips(clips: pa.Table, num_classes: int = 19) -> tuple[dict, ConfusionMatrix]:

@@ -1,9 +1,11 @@
-"""The Parquet layout of a run folder: its files, the columns of each table, and the summary row.
+"""The layout of a run folder: its files, the columns of each table, and the summary row.
 
-A run folder holds ``clips/`` and ``frames/`` (Parquet datasets: one part file per finished batch of clips),
-``summary.parquet`` (one row) and, for the learned policy, its final state in ``policy.pt``. The run
-configuration (the job's flags) is stored as JSON text in the summary's ``config`` column and in every file's
-key-value metadata under ``CONFIG_KEY``. docs/reports.md explains each column.
+A run folder holds ``manifest.json`` (what the run is: its id, settings, clips and code), ``clips/`` and
+``frames/`` (Parquet datasets: one part file per finished batch of clips, the same name in both), ``summary.parquet``
+(one row) and, for the learned policy, its final state in ``policy.pt``; ``run.lock`` while a job writes it and
+``quarantine/`` for damaged part files moved aside by a resume. The run configuration (the job's flags) is stored
+as JSON text in the summary's ``config`` column and in every file's key-value metadata under ``CONFIG_KEY``.
+docs/reports.md explains each file and column.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from typing import Any
 import pyarrow as pa
 
 SUMMARY_FILE = "summary.parquet"
+MANIFEST_FILE = "manifest.json"
+LOCK_FILE = "run.lock"
+QUARANTINE_DIR = "quarantine"
+TABLES = ("clips", "frames")  # folders of part files; a batch's clips part, written last, commits it
 POLICY_FILE = "policy.pt"  # the learned policy's state at the end of the run (rl_semseg only)
 CONFIG_KEY = b"blockcopy.config"
 

@@ -1,5 +1,6 @@
 """Writing a run folder: clip and frame rows appended as each batch finishes (so a crash keeps every finished
-clip), and the summary row at the end. The layout and columns are in ``schema``."""
+clip), and the summary row at the end. The layout and columns are in ``schema``; every file is written durably
+and atomically (``files``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from .files import publish, stage, write_atomically
 from .results import ClipResult
 from .schema import CLIPS_SCHEMA, CONFIG_KEY, FRAMES_SCHEMA, SUMMARY_FILE, SUMMARY_SCHEMA, VERSIONED_LIBRARIES
 
@@ -48,11 +50,13 @@ def git_commit(repo: str | os.PathLike = ".") -> str:
     return commit + ("+dirty" if dirty else "")
 
 
-def _write_atomically(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` atomically and durably."""
+    write_atomically(path, lambda file: pq.write_table(table, file))
+
+
+def _stage_parquet(table: pa.Table, path: Path) -> Path:
+    return stage(path, lambda file: pq.write_table(table, file))
 
 
 class RunWriter:
@@ -81,12 +85,16 @@ class RunWriter:
             "latency_ms": f.latency_ms, "dense_agreement": f.dense_agreement, "dense_kl": f.dense_kl,
         } for r in results for f in r.frames]
         part = f"part-{uuid.uuid4().hex}.parquet"
-        # Frames first: the clips part commits the batch, so a crash in between leaves no half-recorded clip
-        # counted as done (read_table ignores frames parts without their clips part).
-        _write_atomically(pa.Table.from_pylist(frames, FRAMES_SCHEMA).replace_schema_metadata(self.metadata),
-                          self.report_dir / "frames" / part)
-        _write_atomically(pa.Table.from_pylist(clips, CLIPS_SCHEMA).replace_schema_metadata(self.metadata),
-                          self.report_dir / "clips" / part)
+        frames_path, clips_path = self.report_dir / "frames" / part, self.report_dir / "clips" / part
+        # Both parts are written and synced under temp names first, then renamed one right after the other, the
+        # clips part last: it commits the batch, so a crash leaves the whole batch or none of it visible (at
+        # worst, between the two renames, a frames part without its clips part, which readers ignore and a
+        # resume removes).
+        staged_frames = _stage_parquet(
+            pa.Table.from_pylist(frames, FRAMES_SCHEMA).replace_schema_metadata(self.metadata), frames_path)
+        staged_clips = _stage_parquet(
+            pa.Table.from_pylist(clips, CLIPS_SCHEMA).replace_schema_metadata(self.metadata), clips_path)
+        publish((staged_frames, frames_path), (staged_clips, clips_path))
 
     def write_summary(self, row: dict) -> Path:
         """Write the one-row ``summary.parquet`` (a row from ``schema.summary_row``)."""
@@ -97,5 +105,5 @@ def write_summary(report_dir: str | os.PathLike, row: dict) -> Path:
     """Write ``row`` (from ``schema.summary_row``) as the one-row ``summary.parquet`` of a run."""
     path = Path(report_dir) / SUMMARY_FILE
     table = pa.Table.from_pylist([row], SUMMARY_SCHEMA)
-    _write_atomically(table.replace_schema_metadata({CONFIG_KEY: row["config"]}), path)
+    write_parquet(table.replace_schema_metadata({CONFIG_KEY: row["config"]}), path)
     return path

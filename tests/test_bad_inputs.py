@@ -1,0 +1,75 @@
+"""Bad input is refused early and clearly: broken weights, a missing policy file, a frame that changes size."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from blockcopy_core.data import FrameReadError, build_clips, iter_frames
+from blockcopy_core.models import CheckpointError, build_swiftnet
+from blockcopy_core.pipeline.cli import parse_args
+from blockcopy_core.reporting import read_summary, read_table
+from jobs import evaluate
+
+
+def _frames(folder, sizes):
+    """Demo frames f1.png, f2.png, ... of the given (height, width) sizes."""
+    folder.mkdir()
+    for index, size in enumerate(sizes, 1):
+        Image.fromarray(np.full((*size, 3), 100, np.uint8)).save(folder / f"f{index}.png")
+    return folder
+
+
+def test_job_with_non_finite_weights_fails_before_any_clip(tmp_path):
+    state = build_swiftnet("resnet18").state_dict()
+    state["logits.conv.weight"][0, 0] = float("nan")
+    torch.save({"state_dict": state}, tmp_path / "nan.pth")
+    report = tmp_path / "run"
+    # The CheckpointError leaves main (or, turned into one line, exits): either way before any clip runs.
+    with pytest.raises((CheckpointError, SystemExit), match=r"nan\.pth: 1 of \d+ tensors hold NaN or inf: "
+                                                            r"logits\.conv\.weight$"):
+        evaluate.main(["--executor", "inline", "--model-checkpoint", str(tmp_path / "nan.pth"), "--res", "64",
+                       "--num-clips-eval", "1", "--clip-length", "2", "--report-dir", str(report)])
+    assert read_table(report, "clips").num_rows == 0 and not (report / "summary.parquet").exists()
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_missing_policy_checkpoint_is_refused_naming_it(tmp_path, capsys, kind):
+    path = tmp_path / "policy.pt"
+    if kind == "folder":
+        path.mkdir()
+    with pytest.raises(SystemExit) as info:
+        parse_args(["--block-policy", "rl_semseg", "--policy-checkpoint", str(path)])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.endswith(f"error: --policy-checkpoint {path}: no such file\n")
+
+
+def test_existing_policy_checkpoint_is_accepted(tmp_path):
+    (tmp_path / "policy.pt").write_bytes(b"state")
+    args = parse_args(["--block-policy", "rl_semseg", "--policy-checkpoint", str(tmp_path / "policy.pt")])
+    assert args.policy_checkpoint == str(tmp_path / "policy.pt")
+
+
+def test_frame_of_another_size_fails_there_naming_both_files(tmp_path):
+    folder = _frames(tmp_path / "demo", [(8, 16), (8, 16), (8, 12)])
+    (clip,) = build_clips("demo", demo_dir=folder)
+    frames = iter_frames(clip)
+    assert [next(frames).name for _ in range(2)] == ["f1", "f2"]
+    with pytest.raises(FrameReadError) as info:
+        next(frames)
+    assert info.value.path == str(folder / "f3.png")
+    assert str(info.value) == (f"cannot read {folder / 'f3.png'}: frame size 8x12 (height x width) differs from "
+                               f"the clip's first frame, 8x16 ({folder / 'f1.png'})")
+
+
+def test_frame_of_another_size_fails_its_clip_only(tmp_path, capsys):
+    folder = _frames(tmp_path / "demo", [(64, 128), (64, 96), (64, 128), (64, 128)])
+    report = tmp_path / "run"
+    code = evaluate.main(["--executor", "inline", "--demo-dir", str(folder), "--random-weights", "--clip-length", "2",
+                          "--report-dir", str(report)])
+    assert code == 1
+    assert "f2.png: frame size 64x96 (height x width) differs from the clip's first frame" in capsys.readouterr().out
+    failed = [row for row in read_table(report, "clips").to_pylist() if row["status"] != "ok"]
+    assert len(failed) == 1 and "f2.png: frame size 64x96" in failed[0]["error"]
+    summary = read_summary(report)
+    assert (summary["num_clips"], summary["num_clips_failed"], summary["num_frames"]) == (2, 1, 2)
