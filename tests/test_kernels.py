@@ -267,12 +267,7 @@ def test_build_held_past_the_bound_runs_the_twins(fresh, monkeypatch, capsys):
         assert "waiting up to 0.3 s for pid 4242 on builder-host" in lines[0]
         assert len(lines) == 2 and "using the PyTorch twins" in lines[1]
         assert "BuildLockTimeout: waited 0.3 s for pid 4242 on builder-host" in lines[1]
-        dense = torch.arange(16.0).reshape(1, 1, 4, 4)
-        assert torch.equal(ops.split(dense, torch.tensor([1]), 2), twins.split(dense, torch.tensor([1]), 2))
-        kernels._load.cache_clear()
-        monkeypatch.setenv("BLOCKCOPY_KERNELS", "ext")
-        with pytest.raises(RuntimeError, match="waited 0.3 s for pid 4242"):
-            kernels.extension(CPU)
+        assert_twins_run_and_ext_refuses(monkeypatch, "waited 0.3 s for pid 4242")
     finally:
         os.close(fd)
 
@@ -284,9 +279,14 @@ def test_missing_toolchain_falls_back_to_twins(fresh, monkeypatch, tmp_path, cap
     assert kernels.extension(CPU) is None
     notice = capsys.readouterr().err.strip().splitlines()
     assert len(notice) == 1 and "using the PyTorch twins" in notice[0]
+    assert_twins_run_and_ext_refuses(monkeypatch, "building the blockcopy_cpu kernels failed")
+
+
+def assert_twins_run_and_ext_refuses(monkeypatch, reason: str) -> None:
+    """After a fallback the ops give the twins' results; with BLOCKCOPY_KERNELS=ext the same case is an error."""
     dense = torch.arange(16.0).reshape(1, 1, 4, 4)
     assert torch.equal(ops.split(dense, torch.tensor([1]), 2), twins.split(dense, torch.tensor([1]), 2))
     kernels._load.cache_clear()
     monkeypatch.setenv("BLOCKCOPY_KERNELS", "ext")
-    with pytest.raises(RuntimeError, match="building the blockcopy_cpu kernels failed"):
+    with pytest.raises(RuntimeError, match=reason):
         kernels.extension(CPU)
