@@ -5,7 +5,8 @@
     python -m jobs.evaluate --demo-dir FRAMES --random-weights --output-dir out/
 
 Prints the original release's summary lines and writes ``REPORT_DIR/{clips,frames}/`` and
-``REPORT_DIR/summary.parquet``. Exits 1 when any clip failed (after writing the complete report).
+``REPORT_DIR/summary.parquet``. Exit status: 0 every clip ok, 1 some clips failed (after writing the complete
+report), 2 refused before compute (bad usage or input), 3 aborted (interrupted, crashed, cannot write).
 The job itself is ``blockcopy_core.pipeline.job``.
 """
 

@@ -1,12 +1,14 @@
 """Bad input is refused early and clearly: broken weights, a missing policy file, a frame that changes size."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from blockcopy_core.data import FrameReadError, build_clips, iter_frames
-from blockcopy_core.models import CheckpointError, build_swiftnet
+from blockcopy_core.models import build_swiftnet
 from blockcopy_core.pipeline.cli import parse_args
 from blockcopy_core.reporting import read_summary, read_table
 from jobs import evaluate
@@ -20,17 +22,16 @@ def _frames(folder, sizes):
     return folder
 
 
-def test_job_with_non_finite_weights_fails_before_any_clip(tmp_path):
+def test_job_with_non_finite_weights_is_refused_before_the_report_folder_is_made(tmp_path, capsys):
     state = build_swiftnet("resnet18").state_dict()
     state["logits.conv.weight"][0, 0] = float("nan")
     torch.save({"state_dict": state}, tmp_path / "nan.pth")
     report = tmp_path / "run"
-    # The CheckpointError leaves main (or, turned into one line, exits): either way before any clip runs.
-    with pytest.raises((CheckpointError, SystemExit), match=r"nan\.pth: 1 of \d+ tensors hold NaN or inf: "
-                                                            r"logits\.conv\.weight$"):
-        evaluate.main(["--executor", "inline", "--model-checkpoint", str(tmp_path / "nan.pth"), "--res", "64",
-                       "--num-clips-eval", "1", "--clip-length", "2", "--report-dir", str(report)])
-    assert read_table(report, "clips").num_rows == 0 and not (report / "summary.parquet").exists()
+    code = evaluate.main(["--executor", "inline", "--model-checkpoint", str(tmp_path / "nan.pth"), "--res", "64",
+                          "--num-clips-eval", "1", "--clip-length", "2", "--report-dir", str(report)])
+    assert code == 2 and not report.exists()  # so the same command with a good checkpoint can use the folder
+    assert re.search(r"ERROR:blockcopy:error: .*nan\.pth: 1 of \d+ tensors hold NaN or inf: logits\.conv\.weight\n",
+                     capsys.readouterr().out)
 
 
 @pytest.mark.parametrize("kind", ["missing", "folder"])

@@ -52,15 +52,24 @@ def test_load_checkpoint_lists_every_problem(tmp_path):
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(build_swiftnet("resnet18"), path)
     message = str(info.value)
-    assert "missing keys (1)" in message and "logits.conv.bias" in message
-    assert "unexpected keys (1)" in message and "extra.weight" in message
-    assert "mis-shaped keys (1)" in message and "(7, 128, 1, 1)" in message
+    assert "\n" not in message
+    assert "1 missing keys (logits.conv.bias)" in message and "1 unexpected keys (extra.weight)" in message
+    assert "1 mis-shaped keys (logits.conv.weight: checkpoint (7, 128, 1, 1) vs model (19, 128, 1, 1))" in message
 
 
 def test_rn50_checkpoint_does_not_load_into_rn18(tmp_path):
     path = tmp_path / "rn50.pth"
     torch.save({"state_dict": build_swiftnet("resnet50").state_dict()}, path)
-    with pytest.raises(CheckpointError, match="mis-shaped keys"):
+    with pytest.raises(CheckpointError, match=r"rn50.pth does not match the model; it looks like a SwiftNet "
+                       r"resnet50 with 19 classes \(--model-backbone resnet50 --num-classes 19\): .*mis-shaped keys"):
+        load_checkpoint(build_swiftnet("resnet18"), path)
+
+
+def test_a_file_of_another_kind_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not weights\n")
+    with pytest.raises(CheckpointError, match=r"^cannot read checkpoint .*notes.txt: not a PyTorch file of tensors "
+                       r"\(a file of another kind, or one pickling Python objects\)$"):
         load_checkpoint(build_swiftnet("resnet18"), path)
 
 

@@ -3,6 +3,7 @@ row recorded exactly once (inline job on tiny synthetic and demo clips)."""
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -14,7 +15,6 @@ from blockcopy_core.data import build_clips
 from blockcopy_core.data.synthetic import export_demo
 from blockcopy_core.pipeline import job
 from blockcopy_core.reporting import read_summary, read_table
-from blockcopy_core.reporting.errors import RunFolderError
 from blockcopy_core.reporting.lock import RunLock
 from jobs import evaluate
 
@@ -23,8 +23,18 @@ TINY = ["--executor", "inline", "--res", "64", "--clip-length", "2", "--num-clip
 
 
 def forbid_compute(monkeypatch):
-    """Fail the test if a job gets as far as loading weights (refusals come before any compute)."""
-    monkeypatch.setattr(job, "initial_weights", lambda args: pytest.fail("weights were loaded"))
+    """Fail the test if a job gets as far as starting its executor (refusals come before any compute)."""
+    monkeypatch.setattr(job, "make_executor", lambda *args: pytest.fail("the executor was started"))
+
+
+def refuse(capsys, argv: list[str], match: str) -> str:
+    """Run the job expecting a refusal: exit status 2 and one ``error:`` line matching ``match``; the message."""
+    assert evaluate.main(argv) == 2
+    out = capsys.readouterr().out
+    found = re.search(r"^ERROR:blockcopy:error: (.*)$", out, re.MULTILINE)
+    assert found and re.search(match, found.group(1)), out
+    assert "Traceback" not in out
+    return found.group(1)
 
 
 def files(folder):
@@ -37,40 +47,36 @@ def read_plainly(folder):
     return pd.read_parquet(folder / "clips"), pd.read_parquet(folder / "frames")
 
 
-def test_a_used_folder_is_refused_without_resume(tmp_path, monkeypatch):
+def test_a_used_folder_is_refused_without_resume(tmp_path, capsys, monkeypatch):
     assert evaluate.main([*TINY, "--report-dir", str(tmp_path / "run")]) == 0
     before = files(tmp_path / "run")
     forbid_compute(monkeypatch)
-    with pytest.raises(RunFolderError, match="already holds a run: continue it with --resume, or pass another"):
-        evaluate.main([*TINY, "--report-dir", str(tmp_path / "run")])
+    refuse(capsys, [*TINY, "--report-dir", str(tmp_path / "run")],
+           "already holds a run: continue it with --resume, or pass another")
     assert files(tmp_path / "run") == before
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
-    with pytest.raises(RunFolderError, match=r"is not empty \(notes.txt\) and holds no run"):
-        evaluate.main([*TINY, "--report-dir", str(tmp_path / "other")])
+    refuse(capsys, [*TINY, "--report-dir", str(tmp_path / "other")], r"is not empty \(notes.txt\) and holds no run")
 
 
 def test_a_run_that_recorded_nothing_gives_way_to_a_new_one(tmp_path, monkeypatch):
-    def broken_checkpoint(args):
-        raise RuntimeError("broken checkpoint")
+    def no_cluster(*args):
+        raise ConnectionError("no Ray cluster")
 
-    monkeypatch.setattr(job, "initial_weights", broken_checkpoint)
-    with pytest.raises(RuntimeError, match="broken checkpoint"):  # it stopped before its first batch
-        evaluate.main([*TINY, "--report-dir", str(tmp_path)])
+    monkeypatch.setattr(job, "make_executor", no_cluster)
+    assert evaluate.main([*TINY, "--report-dir", str(tmp_path)]) == 3  # it stopped before its first batch
     first = json.loads((tmp_path / "manifest.json").read_text())["run_id"]
     monkeypatch.undo()
     assert evaluate.main([*TINY, "--seed", "6", "--report-dir", str(tmp_path)]) == 0
     assert read_summary(tmp_path)["run_id"] != first and read_summary(tmp_path)["config"]["seed"] == 6
 
 
-def test_resume_with_other_settings_lists_each_difference(tmp_path, monkeypatch):
+def test_resume_with_other_settings_lists_each_difference(tmp_path, capsys, monkeypatch):
     assert evaluate.main([*TINY, "--block-policy", "random", "--block-size", "32", "--report-dir",
                           str(tmp_path)]) == 0
     forbid_compute(monkeypatch)
-    with pytest.raises(RunFolderError) as refused:
-        evaluate.main([*TINY, "--block-policy", "random", "--block-size", "64", "--half", "--resume",
-                       "--report-dir", str(tmp_path)])
-    message = str(refused.value)
+    message = refuse(capsys, [*TINY, "--block-policy", "random", "--block-size", "64", "--half", "--resume",
+                              "--report-dir", str(tmp_path)], "cannot resume")
     assert "\n" not in message and message.startswith(f"cannot resume {tmp_path} with other settings")
     assert "block_size: 32 -> 64" in message and "half: False -> True" in message
     # where it runs is no setting of the run: a resume may change it
@@ -79,7 +85,7 @@ def test_resume_with_other_settings_lists_each_difference(tmp_path, monkeypatch)
                           "--num-actors", "3", "--report-dir", str(tmp_path)]) == 0
 
 
-def test_resume_refuses_other_demo_data(tmp_path, monkeypatch):
+def test_resume_refuses_other_demo_data(tmp_path, capsys, monkeypatch):
     clips = build_clips("synthetic", clip_length=2, num_clips=2, seed=1, height=64, width=128)
     for name in ("demo", "other"):
         export_demo(tmp_path / name, clips)
@@ -87,30 +93,29 @@ def test_resume_refuses_other_demo_data(tmp_path, monkeypatch):
               "--report-dir", str(tmp_path / "run")]
     assert evaluate.main([*common, "--demo-dir", str(tmp_path / "demo")]) == 0
     forbid_compute(monkeypatch)
-    with pytest.raises(RunFolderError, match=f"demo_dir: {tmp_path / 'demo'} -> {tmp_path / 'other'}"):
-        evaluate.main([*common, "--demo-dir", str(tmp_path / "other"), "--resume"])
+    refuse(capsys, [*common, "--demo-dir", str(tmp_path / "other"), "--resume"],
+           f"demo_dir: {tmp_path / 'demo'} -> {tmp_path / 'other'}")
     # a frame of a clip already recorded was rewritten
     frame = sorted((tmp_path / "demo").rglob("*.png"))[0]
     os.utime(frame, ns=(0, 0))
-    with pytest.raises(RunFolderError, match="files of recorded clips demo_00000: changed since they ran"):
-        evaluate.main([*common, "--demo-dir", str(tmp_path / "demo"), "--resume"])
+    refuse(capsys, [*common, "--demo-dir", str(tmp_path / "demo"), "--resume"],
+           "files of recorded clips demo_00000: changed since they ran")
 
 
-def test_resume_of_a_folder_that_is_no_run_is_refused(tmp_path, monkeypatch):
+def test_resume_of_a_folder_that_is_no_run_is_refused(tmp_path, capsys, monkeypatch):
     forbid_compute(monkeypatch)
-    with pytest.raises(RunFolderError, match="has no manifest.json, so it is not a run folder"):
-        evaluate.main([*TINY, "--resume", "--report-dir", str(tmp_path / "missing")])
+    refuse(capsys, [*TINY, "--resume", "--report-dir", str(tmp_path / "missing")],
+           "has no manifest.json, so it is not a run folder")
     assert not (tmp_path / "missing").exists()
 
 
-def test_a_second_job_is_refused_while_the_lock_is_held(tmp_path, monkeypatch):
+def test_a_second_job_is_refused_while_the_lock_is_held(tmp_path, capsys, monkeypatch):
     forbid_compute(monkeypatch)
     held = RunLock(tmp_path)
     held.acquire()
     try:
-        with pytest.raises(RunFolderError, match=f"run {tmp_path} is being written by pid {os.getpid()} on host "
-                                                 f"{socket.gethostname()} since "):
-            evaluate.main([*TINY, "--report-dir", str(tmp_path)])
+        refuse(capsys, [*TINY, "--report-dir", str(tmp_path)],
+               f"run {tmp_path} is being written by pid {os.getpid()} on host {socket.gethostname()} since ")
     finally:
         held.release()
     assert not list(tmp_path.iterdir())  # the refused job left nothing, the released lock nothing either
@@ -126,19 +131,18 @@ def test_the_lock_of_a_dead_process_is_taken_over(tmp_path, capsys):
     assert not (tmp_path / "run.lock").exists()
 
 
-def test_a_lock_of_another_host_is_not_taken(tmp_path, monkeypatch):
+def test_a_lock_of_another_host_is_not_taken(tmp_path, capsys, monkeypatch):
     forbid_compute(monkeypatch)
     (tmp_path / "run.lock").write_text(json.dumps({"pid": 1, "host": "elsewhere", "since": "then"}))
-    with pytest.raises(RunFolderError, match=r"being written by pid 1 on host elsewhere since then; if no job "
-                                             r"writes it any more, delete .*run.lock"):
-        evaluate.main([*TINY, "--report-dir", str(tmp_path)])
+    refuse(capsys, [*TINY, "--report-dir", str(tmp_path)],
+           r"being written by pid 1 on host elsewhere since then; if no job writes it any more, delete .*run.lock")
 
 
-def test_an_unwritable_folder_is_refused_before_compute(tmp_path, monkeypatch):
+def test_an_unwritable_folder_is_refused_before_compute(tmp_path, capsys, monkeypatch):
     forbid_compute(monkeypatch)
     (tmp_path / "file").write_text("")
-    with pytest.raises(RunFolderError, match="cannot write the report to .*file/run .*: pass a writable"):
-        evaluate.main([*TINY, "--report-dir", str(tmp_path / "file" / "run")])
+    refuse(capsys, [*TINY, "--report-dir", str(tmp_path / "file" / "run")],
+           "cannot write the report to .*file/run .*: pass a writable")
 
 
 def test_crash_debris_is_cleared_on_resume(tmp_path, capsys):

@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .swiftnet import BACKBONES, build_swiftnet
+
 SYNTHETIC_CHECKPOINT = Path(__file__).resolve().parents[2] / "pretrained" / "swiftnet_rn18_synthetic.pth"
 """SwiftNet-RN18 trained on the synthetic street video (docs/training.md); the default for synthetic clips."""
 
@@ -27,8 +29,11 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {path}") from None
-    except Exception as exc:  # unpickling / zip errors: say which file
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    except Exception as exc:  # unpickling / zip errors: say which file, in one line
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if reason.startswith("Weights only load failed"):
+            reason = "not a PyTorch file of tensors (a file of another kind, or one pickling Python objects)"
+        raise CheckpointError(f"cannot read checkpoint {path}: {reason}") from exc
     state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} holds no state dict of tensors")
@@ -50,13 +55,29 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: s
         if state[k].shape != expected[k].shape
     )
     problems = [
-        f"{title} ({len(keys)}):\n  " + "\n  ".join(keys)
+        f"{len(keys)} {title} ({', '.join(keys[:NAMES_SHOWN])}{', ...' if len(keys) > NAMES_SHOWN else ''})"
         for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("mis-shaped keys", misshaped))
         if keys
     ]
     if problems:
-        raise CheckpointError(f"{source} does not match the model:\n" + "\n".join(problems))
+        guess = identify(state)
+        looks_like = f"; it looks like {guess}" if guess else ""
+        raise CheckpointError(f"{source} does not match the model{looks_like}: {'; '.join(problems)}")
     check_finite(state, source)
+
+
+def identify(state: dict[str, torch.Tensor]) -> str | None:
+    """What ``state`` holds when it is one of our SwiftNets: "a SwiftNet resnet50 with 19 classes" (else None)."""
+    classes = state.get("logits.conv.bias")
+    if classes is None or classes.dim() != 1:
+        return None
+    for backbone in BACKBONES:
+        with torch.device("meta"):  # shapes only, no memory
+            expected = build_swiftnet(backbone, classes.numel()).state_dict()
+        if expected.keys() == state.keys() and all(expected[k].shape == v.shape for k, v in state.items()):
+            return f"a SwiftNet {backbone} with {classes.numel()} classes (--model-backbone {backbone} " \
+                   f"--num-classes {classes.numel()})"
+    return None
 
 
 def check_finite(state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:

@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--single-clip-loop", action="store_true",
                       help="load the first evaluation clip once and run it for every evaluation clip (no I/O)")
     data.add_argument("--seed", type=int, default=0,
-                      help="seed of the synthetic clips, the warm-up clip order and torch (the random and learned "
-                           "policies draw from generators of their own, seeded 0)")
+                      help="seed of the synthetic clips, the warm-up clip order, torch, and (with each clip's id) "
+                           "every random draw of the policies")
 
     model = parser.add_argument_group("model")
     model.add_argument("--model-backbone", choices=BACKBONES + ("rn18", "rn34", "rn50"), default="resnet18")

@@ -1,9 +1,10 @@
 """The evaluation job (``python -m jobs.evaluate``): flags -> clips -> a run folder -> an executor -> Parquet rows ->
 summary.
 
-Claims the run folder first (``reporting.runfolder``: writable, locked, one run per folder, a resume only with the
-recorded settings), then prints the original release's summary lines and writes ``REPORT_DIR/{clips,frames}/`` and
-``REPORT_DIR/summary.parquet``. Exits 1 when any clip failed (after writing the complete report).
+Checks everything it can before compute (clips, weights, then the run folder: ``reporting.runfolder``: writable,
+locked, one run per folder, a resume only with the recorded settings), then prints the original release's summary
+lines and writes ``REPORT_DIR/{clips,frames}/`` and ``REPORT_DIR/summary.parquet``. The exit status says how it
+ended (``exits.ExitStatus``): 0 all clips ok, 1 some failed, 2 refused before compute, 3 aborted.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from pathlib import Path
 import pyarrow as pa
 import torch
 
-from ..data import Clip, build_clips
+from ..data import Clip, FrameReadError, build_clips
 from ..data.synthetic import EVAL_FIRST, WARMUP_FIRST
 from ..metrics import ConfusionMatrix, format_iou_table
 from ..models import CheckpointError, build_swiftnet, load_checkpoint
+from ..policies import POLICIES_THAT_LEARN
 from ..reporting.manifest import Manifest, file_digest
 from ..reporting.reader import aggregate_audit, aggregate_clips, read_table
 from ..reporting.results import ClipResult
@@ -37,11 +39,14 @@ from ..reporting.writer import RunWriter, git_commit, provenance
 from .cli import parse_args
 from .config import RunnerConfig
 from .executor import Executor, InlineExecutor, import_ray_executor
+from .exits import ExitStatus, Refused, resume_command, stop_on_sigterm
 from .progress import Progress
 
 log = logging.getLogger("blockcopy")
 SYNTHETIC_DEFAULT_RES = 512
 SYNTHETIC_DEFAULT_EVAL_CLIPS = 8
+# What bad input raises while the job lists clips, claims its folder and loads weights: refused, one line, no trace.
+INPUT_ERRORS = (ValueError, OSError, CheckpointError, FrameReadError)
 
 
 # Flags that say where and how a run executes, or what else it writes, not what its rows hold: a resume may change
@@ -52,6 +57,16 @@ NOT_RESULT_AFFECTING = frozenset({
     "prefetch", "timings", "output_dir", "save_predictions", "report_dir", "resume", "block_policy_verbose",
     "blockcopy",
 })
+
+
+@dataclass
+class Plan:
+    """What a run was checked and claimed for before compute."""
+
+    folder: RunFolder
+    eval_clips: list[Clip]
+    warmup_clips: list[Clip]  # the learned policy's
+    weights: dict[str, torch.Tensor]
 
 
 @dataclass
@@ -124,6 +139,7 @@ def make_executor(args: argparse.Namespace, config: RunnerConfig, weights: dict[
         return InlineExecutor(config, weights)
     ray_executor = import_ray_executor(local=not (args.address or os.environ.get("RAY_ADDRESS")))
     connected = ray_executor.connect(args.address)
+    stop_on_sigterm()  # again: ray.init replaced our handler with one that exits at once
     return ray_executor.RayExecutor(config, weights, num_actors=args.num_actors, cpus_per_actor=args.cpus_per_actor,
                                     gpus_per_actor=args.gpus_per_actor, max_restarts=args.max_actor_restarts,
                                     disconnect_on_close=connected)
@@ -164,34 +180,67 @@ def eval_count(args: argparse.Namespace) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the job; the exit status says how it ended (:class:`ExitStatus`, docs/reliability.md)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s:%(message)s", stream=sys.stdout,
                         force=True)
-    args = parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)  # usage errors: argparse says so and exits with status 2 (REFUSED)
+    stop_on_sigterm()
     run_id = new_run_id()
     report_dir = args.report_dir or f"runs/{run_id}"
-    eval_clips = make_clips(args, eval_count(args), warmup=False)
-    # Claimed (writable, locked, a run of its own or the same run resumed) before weights load or Ray starts.
-    manifest = Manifest.create(run_id, result_settings(args), eval_clips, git_commit())
-    with open_run(report_dir, manifest, resume=args.resume) as folder:
-        return run(args, folder, eval_clips)
+    try:
+        plan = prepare(args, run_id, report_dir)
+        with plan.folder:
+            try:
+                return run(args, plan)
+            except KeyboardInterrupt as exc:
+                log.error("interrupted (%s): the clips finished so far are recorded in %s; continue with:\n  %s",
+                          str(exc) or "SIGINT", report_dir, resume_command(argv, report_dir))
+            except OSError as exc:  # the report cannot be written (disk full, folder removed, ...)
+                log.error("error: cannot write the report in %s: %s", report_dir, exc)
+            return ExitStatus.ABORTED
+    except Refused as exc:
+        log.error("error: %s", exc)
+        return ExitStatus.REFUSED
+    except KeyboardInterrupt as exc:  # before the run folder was claimed: nothing ran
+        log.error("interrupted (%s) before any compute", str(exc) or "SIGINT")
+        return ExitStatus.ABORTED
+    except Exception:  # noqa: BLE001 - a crash: its traceback, and the status that says so
+        log.exception("the job crashed; the clips recorded so far stay in %s (continue with --resume)", report_dir)
+        return ExitStatus.ABORTED
 
 
-def run(args: argparse.Namespace, folder: RunFolder, eval_clips: list[Clip]) -> int:
-    """Run the clips ``folder`` has not recorded ok yet, then write the summary; exit status 1 if any failed."""
+def prepare(args: argparse.Namespace, run_id: str, report_dir: str) -> Plan:
+    """Everything checked before compute, bad input refused (:class:`Refused`): the clips, the weights, and last
+    the run folder claimed for them (writable, locked, a run of its own or the same run resumed)."""
+    try:
+        eval_clips = make_clips(args, eval_count(args), warmup=False)
+        learns = args.block_policy in POLICIES_THAT_LEARN
+        warmup_clips = make_clips(args, args.num_clips_warmup, warmup=True) if learns and args.num_clips_warmup else []
+        weights = initial_weights(args)
+        manifest = Manifest.create(run_id, result_settings(args), eval_clips, git_commit())
+        return Plan(open_run(report_dir, manifest, resume=args.resume), eval_clips, warmup_clips, weights)
+    except INPUT_ERRORS as exc:
+        raise Refused(exc) from exc
+
+
+def run(args: argparse.Namespace, plan: Plan) -> ExitStatus:
+    """Run the clips the run folder has not recorded ok yet, then write the summary."""
+    folder = plan.folder
     report_dir, run_id = str(folder.path), folder.run_id
-    todo = [clip for clip in eval_clips if clip.clip_id not in folder.done]
+    todo = [clip for clip in plan.eval_clips if clip.clip_id not in folder.done]
     if folder.done:
         log.info("resuming run %s: %d of %d clips already recorded in %s", run_id, len(folder.done),
-                 len(eval_clips), report_dir)
+                 len(plan.eval_clips), report_dir)
     if folder.complete:
         log.info("run %s is complete: nothing to run, its report in %s stays as it is", run_id, report_dir)
-        return 0
+        return ExitStatus.OK
     config = runner_config(args, report_dir)
     run_config = {**vars(args), "run_id": run_id, "report_dir": report_dir, "runner": asdict(config)}
     del run_config["blockcopy"]  # its fields are the block_* flags, already there
     writer = RunWriter(report_dir, run_id, run_config)
     # Nothing left to run (an interrupted run whose clips all finished): the summary, with no speed measured.
-    session = evaluate(args, config, writer, todo) if todo else Session()
+    session = evaluate(args, config, writer, todo, plan) if todo else Session()
 
     clips = read_table(report_dir, "clips")
     figures, confusion = aggregate_clips(clips, args.blockcopy.block_num_classes)
@@ -203,24 +252,20 @@ def run(args: argparse.Namespace, folder: RunFolder, eval_clips: list[Clip]) -> 
     path = writer.write_summary(summary)
     log_results(clips, summary, confusion, session.timings if args.timings else None)
     log.info("summary written to %s", path)
-    return 1 if summary["num_clips_failed"] else 0
+    return ExitStatus.CLIPS_FAILED if summary["num_clips_failed"] else ExitStatus.OK
 
 
-def evaluate(args: argparse.Namespace, config: RunnerConfig, writer: RunWriter, eval_clips: list[Clip]) -> Session:
+def evaluate(args: argparse.Namespace, config: RunnerConfig, writer: RunWriter, eval_clips: list[Clip],
+             plan: Plan) -> Session:
     """Warm up (the learned policy), run ``eval_clips`` recording each batch with ``writer``, keep the policy."""
-    learns = args.block_policy == "rl_semseg"
-    warmup_clips = make_clips(args, args.num_clips_warmup, warmup=True) if learns and args.num_clips_warmup else []
+    warmup_clips = plan.warmup_clips
     report_dir = writer.report_dir
-    try:
-        weights = initial_weights(args)
-    except CheckpointError as exc:  # a known user error: one line, no traceback
-        raise SystemExit(f"error: {exc}") from None
-    executor = make_executor(args, config, weights)
+    executor = make_executor(args, config, plan.weights)
     log.info("run %s: %s, policy %s, %s data; %d warm-up and %d evaluation clips on %d actor(s); report in %s",
              writer.run_id, args.model_backbone, args.block_policy, args.data, len(warmup_clips), len(eval_clips),
              executor.num_actors, report_dir)
     try:
-        if learns and args.policy_checkpoint:
+        if args.policy_checkpoint:
             executor.load_policy_state(Path(args.policy_checkpoint).read_bytes())
             log.info("policy state loaded from %s", args.policy_checkpoint)
         if warmup_clips:

@@ -24,6 +24,7 @@ from .config import RunnerConfig, build_runner
 from .executor import ResultSink
 
 log = logging.getLogger("blockcopy")
+WAIT_SLICE_S = 0.5
 
 
 @ray.remote(num_cpus=0)
@@ -170,7 +171,8 @@ class RayExecutor:
                 on_results([ClipResult(clip.clip_id, phase, status="failed", error=error)
                             for batch in queue for clip in batch])
                 return
-            done, _ = ray.wait(list(pending), num_returns=1)
+            # In short waits, so that Ctrl-C and SIGTERM reach the job (Python runs signal handlers between them).
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SLICE_S)
             for ref in done:
                 actor, batch = pending.pop(ref)
                 try:
