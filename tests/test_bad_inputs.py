@@ -74,3 +74,22 @@ def test_frame_of_another_size_fails_its_clip_only(tmp_path, capsys):
     assert len(failed) == 1 and "f2.png: frame size 64x96" in failed[0]["error"]
     summary = read_summary(report)
     assert (summary["num_clips"], summary["num_clips_failed"], summary["num_frames"]) == (2, 1, 2)
+
+
+@pytest.mark.parametrize(("size", "message"), [
+    ("7", "--block-size 7: SwiftNet needs a multiple of its total stride 32 (for these 64x128 frames: 32, 64)"),
+    ("256", "--block-size 256 is larger than the 64x128 frames the model sees: they would be padded to 256x256 "
+            "(+700% pixels to compute); use at most 64 (valid: 32, 64)"),
+])
+def test_a_block_size_that_cannot_cut_the_frames_is_refused_before_compute(tmp_path, capsys, size, message):
+    report = tmp_path / "run"
+    code = evaluate.main(["--executor", "inline", "--res", "64", "--block-policy", "random", "--block-size", size,
+                          "--num-clips-eval", "1", "--clip-length", "2", "--report-dir", str(report)])
+    assert code == 2 and f"ERROR:blockcopy:error: {message}\n" in capsys.readouterr().out and not report.exists()
+
+
+def test_a_block_size_that_pads_much_is_warned_with_its_cost(tmp_path, capsys):
+    assert evaluate.main(["--executor", "inline", "--res", "128", "--block-policy", "random", "--block-size", "96",
+                          "--num-clips-eval", "1", "--clip-length", "2", "--report-dir", str(tmp_path)]) == 0
+    assert ("--block-size 96 pads the 128x256 frames to 192x288: +69% pixels to compute (32, 64, 128 divide them "
+            "evenly)") in capsys.readouterr().out

@@ -93,6 +93,8 @@ class SwiftNet(nn.Module):
 
 
 BACKBONES = ("resnet18", "resnet34", "resnet50")
+TOTAL_STRIDE = 32
+"""The encoder's total stride: inputs are padded to a multiple of it, and a BlockCopy block must be one."""
 
 
 def build_swiftnet(backbone: str = "resnet18", num_classes: int = 19) -> SwiftNet:

@@ -31,8 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--res", type=int, default=None,
                       help="short side of the frames fed to the model (1024 -> 1024x2048); default: as stored "
                            "(synthetic: generated at this size, 512 if unset)")
-    data.add_argument("--num-clips-warmup", type=int, default=600,
-                      help="clips the learned policy trains on before evaluation (unscored; only rl_semseg)")
+    data.add_argument("--num-clips-warmup", type=int, default=None, metavar="N",
+                      help="clips the learned policy learns on before evaluation (unscored; rl_semseg only), never "
+                           "evaluation clips unless the source has no others; default: Cityscapes 600 from the train "
+                           "split (as the release), a folder's clips that are not evaluated (at most 600), synthetic "
+                           "5 per evaluation clip")
     data.add_argument("--num-clips-eval", type=int, default=-1,
                       help="evaluation clips; -1 = all (synthetic: 8)")
     data.add_argument("--prefetch", type=int, default=2,
@@ -120,6 +123,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"the shipped synthetic checkpoint {SYNTHETIC_CHECKPOINT} is missing: pass "
                          "--model-checkpoint or --random-weights")
         args.model_checkpoint = str(SYNTHETIC_CHECKPOINT)
+    if args.num_clips_warmup is not None and args.num_clips_warmup < 0:
+        parser.error("--num-clips-warmup must be 0 or more")
     if args.audit_every < 0:
         parser.error("--audit-every must be 0 (off) or positive")
     for flag in ("clip_length", "batch_size"):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..blockcopy import BlockCopyModel
-from ..models import build_swiftnet, fold_batchnorm
+from ..models import TOTAL_STRIDE, build_swiftnet, fold_batchnorm
 from ..settings import BlockCopySettings
 from .runner import ClipRunner, FrameOutput
 from .visualize import FrameWriter, PredictionWriter
@@ -46,7 +46,7 @@ class RunnerConfig:
     @property
     def pad_multiple(self) -> int:
         """Frames are padded to this multiple: the network's stride, and the block grid for BlockCopy."""
-        return 32 if self.policy == "static" else math.lcm(32, self.blockcopy.block_size)
+        return TOTAL_STRIDE if self.policy == "static" else math.lcm(TOTAL_STRIDE, self.blockcopy.block_size)
 
 
 def select_device(requested: str | None) -> torch.device:

@@ -39,6 +39,15 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+def batches(clips: list[Clip], size: int) -> list[list[Clip]]:
+    """Groups of up to ``size`` clips of equal length (clips side by side advance frame by frame together), in a
+    fixed order: the clips' order within each length."""
+    by_length: dict[int, list[Clip]] = {}
+    for clip in clips:
+        by_length.setdefault(clip.num_frames, []).append(clip)
+    return [group[i : i + size] for group in by_length.values() for i in range(0, len(group), size)]
+
+
 class InlineExecutor:
     """Runs every batch in this process, one after another."""
 

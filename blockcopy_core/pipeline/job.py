@@ -36,11 +36,13 @@ from ..reporting.results import ClipResult
 from ..reporting.runfolder import RunFolder, open_run
 from ..reporting.schema import POLICY_FILE, summary_row
 from ..reporting.writer import RunWriter, git_commit, provenance
+from .checks import check_block_size, model_input_size
 from .cli import parse_args
 from .config import RunnerConfig
-from .executor import Executor, InlineExecutor, import_ray_executor
+from .executor import Executor, InlineExecutor, batches, import_ray_executor
 from .exits import ExitStatus, Refused, resume_command, stop_on_sigterm
 from .progress import Progress
+from .warmup import default_warmup_count, run_warmup
 
 log = logging.getLogger("blockcopy")
 SYNTHETIC_DEFAULT_RES = 512
@@ -112,26 +114,51 @@ def runner_config(args: argparse.Namespace, report_dir: str) -> RunnerConfig:
     )
 
 
-def make_clips(args: argparse.Namespace, count: int | None, warmup: bool) -> list[Clip]:
+def make_clips(args: argparse.Namespace, count: int | None) -> list[Clip]:
+    """The evaluation clips (``count``; None = all)."""
     if args.data == "synthetic":
         height = args.res or SYNTHETIC_DEFAULT_RES
         return build_clips("synthetic", clip_length=args.clip_length, num_clips=count, seed=args.seed,
-                           height=height, width=2 * height, first_clip=WARMUP_FIRST if warmup else EVAL_FIRST)
-    clips = build_clips(args.data, cityscapes_dir=args.cityscapes_dir, mode=args.mode, demo_dir=args.demo_dir,
-                        clip_length=args.clip_length)
-    if warmup:
-        # Warm-up draws clips (cycling when there are fewer) from the same source in a seeded order.
-        order = random.Random(args.seed).sample(clips, len(clips))
-        return [order[i % len(order)] for i in range(count or 0)]
+                           height=height, width=2 * height, first_clip=EVAL_FIRST)
+    clips = source_clips(args, args.mode)
     return clips if count is None else clips[:count]
 
 
-def batches(clips: list[Clip], size: int) -> list[list[Clip]]:
-    """Groups of up to ``size`` clips of equal length (clips side by side advance frame by frame together)."""
-    by_length: dict[int, list[Clip]] = {}
-    for clip in clips:
-        by_length.setdefault(clip.num_frames, []).append(clip)
-    return [group[i : i + size] for group in by_length.values() for i in range(0, len(group), size)]
+def source_clips(args: argparse.Namespace, mode: str) -> list[Clip]:
+    return build_clips(args.data, cityscapes_dir=args.cityscapes_dir, mode=mode, demo_dir=args.demo_dir,
+                       clip_length=args.clip_length)
+
+
+def make_warmup_clips(args: argparse.Namespace, eval_clips: list[Clip]) -> list[Clip]:
+    """The learned policy's warm-up clips, never evaluation clips unless there are no others and
+    ``--num-clips-warmup`` asks for some: synthetic ones of their own range; Cityscapes' train split (else the
+    split's other clips); the other clips of a folder. Drawn in a seeded order, cycling when fewer."""
+    if args.data == "synthetic":
+        count = default_warmup_count("synthetic", len(eval_clips), 0) if args.num_clips_warmup is None \
+            else args.num_clips_warmup
+        height = args.res or SYNTHETIC_DEFAULT_RES
+        return build_clips("synthetic", clip_length=args.clip_length, num_clips=count, seed=args.seed,
+                           height=height, width=2 * height, first_clip=WARMUP_FIRST) if count else []
+    spare = []
+    if args.data == "cityscapes" and args.mode != "train":
+        try:
+            spare = source_clips(args, "train")
+        except ValueError:  # no train split here: the other clips of this one
+            pass
+    if not spare:
+        evaluated = {clip.clip_id for clip in eval_clips}
+        spare = [clip for clip in source_clips(args, args.mode) if clip.clip_id not in evaluated]
+    count = args.num_clips_warmup
+    if count is None:
+        count = default_warmup_count(args.data, len(eval_clips), len(spare))
+        if not spare:
+            log.info("no warm-up: every clip of this source is an evaluation clip (the policy learns as it "
+                     "evaluates; --num-clips-warmup N warms it up on the evaluation clips themselves)")
+    elif count and not spare:
+        log.warning("warming up on the evaluation clips themselves: this source has no other clips")
+        spare = eval_clips
+    order = random.Random(args.seed).sample(spare, len(spare))
+    return [order[i % len(order)] for i in range(count)]
 
 
 def make_executor(args: argparse.Namespace, config: RunnerConfig, weights: dict[str, torch.Tensor]) -> Executor:
@@ -214,9 +241,12 @@ def prepare(args: argparse.Namespace, run_id: str, report_dir: str) -> Plan:
     """Everything checked before compute, bad input refused (:class:`Refused`): the clips, the weights, and last
     the run folder claimed for them (writable, locked, a run of its own or the same run resumed)."""
     try:
-        eval_clips = make_clips(args, eval_count(args), warmup=False)
+        eval_clips = make_clips(args, eval_count(args))
+        size = model_input_size(eval_clips[0], args.res) if args.block_policy != "static" else None
+        if size is not None:
+            check_block_size(args.blockcopy.block_size, size)
         learns = args.block_policy in POLICIES_THAT_LEARN
-        warmup_clips = make_clips(args, args.num_clips_warmup, warmup=True) if learns and args.num_clips_warmup else []
+        warmup_clips = make_warmup_clips(args, eval_clips) if learns else []
         weights = initial_weights(args)
         manifest = Manifest.create(run_id, result_settings(args), eval_clips, git_commit())
         return Plan(open_run(report_dir, manifest, resume=args.resume), eval_clips, warmup_clips, weights)
@@ -269,8 +299,7 @@ def evaluate(args: argparse.Namespace, config: RunnerConfig, writer: RunWriter, 
             executor.load_policy_state(Path(args.policy_checkpoint).read_bytes())
             log.info("policy state loaded from %s", args.policy_checkpoint)
         if warmup_clips:
-            with Progress("warmup", len(warmup_clips)) as progress:
-                executor.run_phase(batches(warmup_clips, args.batch_size), "warmup", progress.add)
+            run_warmup(executor, warmup_clips, args.batch_size, Path(report_dir))
         if args.single_clip_loop:
             executor.loop_first_clip(eval_clips[0])
         start = time.perf_counter()

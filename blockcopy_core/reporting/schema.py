@@ -21,6 +21,7 @@ LOCK_FILE = "run.lock"
 QUARANTINE_DIR = "quarantine"
 TABLES = ("clips", "frames")  # folders of part files; a batch's clips part, written last, commits it
 POLICY_FILE = "policy.pt"  # the learned policy's state at the end of the run (rl_semseg only)
+WARMUP_FILE = "warmup.pt"  # the learned policy's warm-up so far: batches done and its state (rl_semseg)
 CONFIG_KEY = b"blockcopy.config"
 
 CLIPS_SCHEMA = pa.schema([
