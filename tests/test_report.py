@@ -2,6 +2,7 @@
 real run."""
 
 import csv
+import glob
 import io
 import json
 import math
@@ -352,16 +353,100 @@ def test_failed_clips_are_named_with_their_error(capsys, runs, tmp_path):
     assert len(document["notes"]) == 6 and "and 2 more failed clips" in document["notes"][-1]
 
 
-@pytest.mark.parametrize("make", ["missing", "empty", "file"])
+@pytest.mark.parametrize("make", ["missing", "empty", "baseline file"])
 def test_a_folder_that_is_not_a_run_is_refused(capsys, runs, tmp_path, make):
     target = tmp_path / "not_a_run"
     if make == "empty":
         target.mkdir()
-    elif make == "file":
+    elif make == "baseline file":
         target.write_text("hello")
-    code, out, err = run_report(capsys, runs["dense"], target)
+    argv = (runs["dense"], "--baseline", target) if make == "baseline file" else (runs["dense"], target)
+    code, out, err = run_report(capsys, *argv)
     assert code == 2 and out == ""
     assert str(target) in err and "not a run folder" in err and "Traceback" not in err
+
+
+def test_files_among_the_runs_are_skipped_with_a_warning(capsys, runs, tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    code, out, err = run_report(capsys, runs["dense"], tmp_path / "notes.txt", runs["half"])
+    assert code == 0 and err == f"warning: skipping {tmp_path / 'notes.txt'}: a file, not a run folder\n"
+    assert [line.split()[0] for line in out.splitlines()[3:5]] == ["dense", "half"]
+    code, out, err = run_report(capsys, tmp_path / "notes.txt")
+    assert code == 2 and out == "" and err.splitlines()[-1] == "error: no run folder among the arguments"
+
+
+def test_readme_comparison_runs_twice(capsys, runs, tmp_path, monkeypatch):
+    """The README's ``jobs.report runs/* --plot runs/compare.png``: the second time, runs/* matches the plot."""
+    pytest.importorskip("matplotlib")
+    for name in ("dense", "half"):
+        shutil.copytree(runs[name], tmp_path / "runs" / name)
+    monkeypatch.chdir(tmp_path)
+    for attempt in range(2):
+        code, out, err = run_report(capsys, *sorted(glob.glob("runs/*")), "--plot", "runs/compare.png")
+        assert code == 0, err
+        assert err == ("warning: skipping runs/compare.png: a file, not a run folder\n" if attempt else "")
+        assert Path("runs/compare.png").read_bytes().startswith(PNG_SIGNATURE)
+    table = run_report(capsys, *sorted(glob.glob("runs/*")), "--format", "csv")[1]
+    Path("runs/report.csv").write_text(table)  # a table saved beside the runs is skipped likewise
+    code, out, err = run_report(capsys, *sorted(glob.glob("runs/*")), "--format", "csv")
+    assert (code, out) == (0, table) and "skipping runs/report.csv" in err
+
+
+def test_runs_of_different_clips_are_said_to_differ(capsys, runs, tmp_path):
+    four, two = fake_run(tmp_path / "four", num_clips=4), fake_run(tmp_path / "two", num_clips=2)
+    notes = as_json(capsys, four, two)["notes"]
+    assert notes == ["warning: runs four (4 clips) and two (2 clips) evaluated different clips and share 2 of 4 "
+                     "(not in every run: clip2, clip3): their figures cover different clips; --common-clips "
+                     "compares the shared clips only"]
+    code, out, err = run_report(capsys, four, two, "--format", "csv")
+    assert code == 0 and err == notes[0] + "\n"  # csv: notes on stderr
+    assert as_json(capsys, runs["dense"], runs["cheap"])["notes"] == [FAILED_NOTE]  # a failed clip is recorded
+    other = fake_run(tmp_path / "other", num_clips=1)
+    other_ids = tables.build_sections([four, two, other])[1][0]
+    assert "four (4 clips), two (2 clips) and other (1 clip)" in other_ids and "share 1 of 4" in other_ids
+
+
+def test_common_clips_recompute_the_figures_from_the_shared_clips(capsys, tmp_path):
+    # The first clips of a fake run depend on its seed only, so "two" holds the first two clips of "four".
+    four = fake_run(tmp_path / "four", num_clips=4, audit=0.9, fps=30.0)
+    two = fake_run(tmp_path / "two", num_clips=2, audit=0.9, fps=30.0)
+    live = fake_run(tmp_path / "live", num_clips=3, finished=False)
+    document = as_json(capsys, four, two, live, "--common-clips", "--per-class", "--clips", "exec")
+    restricted, alone, partial = document["runs"]
+    assert restricted["fps"] is None and alone["fps"] == 30.0  # "two" holds just the shared clips: left as is
+    for key in ("clips_ok", "frames", "mean_iou", "gmacs_per_frame", "exec_fraction", "fps_per_actor",
+                "dense_agreement", "dense_kl"):
+        assert restricted[key] == pytest.approx(alone[key]), key
+    assert partial["clips_ok"] == 2 and partial["mean_iou"] == pytest.approx(alone["mean_iou"])
+    assert document["per_class"][-1]["four"] == pytest.approx(alone["mean_iou"])
+    assert {r["clip_id"] for r in document["clips"]} == {"clip0", "clip1"}
+    assert document["notes"][0].endswith("figures recomputed from the 2 shared clips only (--common-clips); FPS "
+                                         "unknown for four and live (measured over all of a run's clips)")
+    assert as_json(capsys, four, "--common-clips")["runs"][0]["fps"] == 30.0  # one run: nothing to restrict
+
+
+def test_common_clips_of_runs_that_share_none(capsys, tmp_path):
+    first = fake_run(tmp_path / "first", num_clips=1)
+    failed = fake_run(tmp_path / "failed", num_clips=2, failed=("clip0",))
+    assert run_report(capsys, first, failed, "--common-clips")[0] == 0  # clip0, failed in one, is recorded by both
+    other = tmp_path / "other"
+    RunWriter(other, "other", {}).append([ClipResult("clip9", "eval", status="failed", error="OSError: x")])
+    code, out, err = run_report(capsys, first, other, "--common-clips")
+    assert code == 2 and out == ""
+    assert err == "error: runs first and other share no evaluation clip: --common-clips leaves nothing to compare\n"
+
+
+def test_real_runs_of_different_clip_counts(capsys, real_run, tmp_path):
+    one = tmp_path / "one"
+    evaluate.main(["--executor", "inline", "--res", "64", "--clip-length", "2", "--num-clips-eval", "1",
+                   "--workers", "0", "--report-dir", str(one)])
+    capsys.readouterr()  # the job's own output
+    document = as_json(capsys, real_run, one)
+    assert "runs static (2 clips) and one (1 clip) evaluated different clips and share 1 of 2" in document["notes"][0]
+    shared = as_json(capsys, real_run, one, "--common-clips")["runs"]
+    assert shared[0]["frames"] == shared[1]["frames"] == 2 and shared[0]["fps"] is None
+    for key in ("mean_iou", "gmacs_per_frame", "exec_fraction"):
+        assert shared[0][key] == pytest.approx(shared[1][key]), key
 
 
 def test_a_damaged_part_is_skipped_with_a_warning(capsys, caplog, tmp_path):

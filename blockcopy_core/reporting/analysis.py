@@ -3,14 +3,15 @@
 Reads the run folders that ``jobs.evaluate`` writes (see ``schema``). A finished run's figures are its
 ``summary.parquet``; a folder with ``clips/`` but no summary (a run in progress, or one that was interrupted)
 gets them recomputed from its clip rows, with FPS unknown, and is marked incomplete. Per-class IoU and per-clip
-figures always come from the clip rows' confusion matrices.
+figures always come from the clip rows' confusion matrices. Runs that evaluated different clips are said to be
+so, and can be compared on the clips they share, their figures recomputed from those clips' rows.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,10 +26,15 @@ COMPLETE, PARTLY_FAILED, INCOMPLETE = "complete", "partly failed", "incomplete"
 CLIP_ORDERS = ("iou", "exec")  # worst clips: lowest mIoU first, or highest execution fraction first
 AUDIT_COLUMNS = ("dense_agreement", "dense_kl")
 NAN = float("nan")
+SHOWN_CLIPS = 5  # clip ids named in a note before "and N more"
 
 
 class NotARunError(ValueError):
     """A folder that holds neither ``clips/`` nor ``summary.parquet`` of an evaluation run, or cannot be read."""
+
+
+class NoCommonClipsError(ValueError):
+    """Runs to be compared on their common clips share none."""
 
 
 @dataclass
@@ -43,6 +49,11 @@ class Run:
     @property
     def audited(self) -> bool:
         return not math.isnan(_number(self.figures.get("dense_agreement")))
+
+    @property
+    def clip_ids(self) -> frozenset[str]:
+        """The evaluation clips the run recorded, finished or failed."""
+        return frozenset(self.clips["clip_id"].to_pylist())
 
 
 def load_run(path: str | os.PathLike, label: str | None = None) -> Run:
@@ -79,6 +90,45 @@ def load_runs(paths: list[str | os.PathLike]) -> list[Run]:
     """Read run folders, labelled by folder name (by the path as given where two names collide)."""
     names = [Path(p).resolve().name for p in paths]
     return [load_run(p, name if names.count(name) == 1 else str(p)) for p, name in zip(paths, names)]
+
+
+def clip_set_notes(runs: list[Run], common_only: bool = False) -> list[str]:
+    """A warning when the runs evaluated different clips (matched by clip id): how many each has and how many all
+    share; with ``common_only``, that the figures cover the shared clips only. No lines when the sets agree."""
+    sets = [run.clip_ids for run in runs]
+    if len(set(sets)) <= 1:
+        return []
+    common, every = frozenset.intersection(*sets), frozenset.union(*sets)
+    counts = _listing([f"{run.label} ({len(ids)} clip{'s' if len(ids) != 1 else ''})" for run, ids in zip(runs, sets)])
+    line = (f"warning: runs {counts} evaluated different clips and share {len(common)} of {len(every)} "
+            f"(not in every run: {_names(sorted(every - common))}): ")
+    if not common_only:
+        return [line + "their figures cover different clips; --common-clips compares the shared clips only"]
+    cut = [run.label for run, ids in zip(runs, sets) if ids != common]
+    return [line + f"figures recomputed from the {len(common)} shared clips only (--common-clips); FPS unknown for "
+            f"{_listing(cut)} (measured over all of a run's clips)"]
+
+
+def on_common_clips(runs: list[Run]) -> list[Run]:
+    """The runs restricted to the evaluation clips they all recorded; raises NoCommonClipsError when none."""
+    common = frozenset.intersection(*(run.clip_ids for run in runs))
+    if not common:
+        raise NoCommonClipsError(f"runs {_listing([run.label for run in runs])} share no evaluation clip: "
+                                 "--common-clips leaves nothing to compare")
+    return [run if run.clip_ids == common else restrict(run, common) for run in runs]
+
+
+def restrict(run: Run, clip_ids: frozenset[str]) -> Run:
+    """The run with only the given evaluation clips: counts, mIoU, GMACs, execution fraction, FPS per actor and the
+    audit recomputed from their rows; FPS and wall time unknown (recorded for the whole run only)."""
+    wanted = pa.array(sorted(clip_ids), pa.string())
+    clips = run.clips.filter(pc.is_in(run.clips["clip_id"], value_set=wanted))
+    figures, confusion = aggregate_clips(clips, run.confusion.num_classes)
+    if run.audited:
+        frames = read_table(run.path, "frames")
+        figures.update(aggregate_audit(frames.filter(pc.is_in(frames["clip_id"], value_set=wanted))))
+    return replace(run, figures={**run.figures, **figures, "fps": NAN, "wall_s": NAN}, clips=clips,
+                   confusion=confusion)
 
 
 def run_rows(runs: list[Run], baseline: Run | None = None) -> list[dict]:
@@ -178,6 +228,16 @@ def notes(runs: list[Run], failures_per_run: int = 5) -> list[str]:
             lines.append(f"{run.label}: and {len(failed) - failures_per_run} more failed clips "
                          f"(status and error columns of {run.path / 'clips'})")
     return lines
+
+
+def _listing(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _names(ids: list[str]) -> str:
+    shown = ", ".join(ids[:SHOWN_CLIPS])
+    return shown + (f" and {len(ids) - SHOWN_CLIPS} more" if len(ids) > SHOWN_CLIPS else "")
 
 
 def _config_of(path: Path) -> dict:

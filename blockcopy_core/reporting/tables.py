@@ -75,15 +75,20 @@ class Section:
 
 def build_sections(
     paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None = None, per_class: bool = False,
-    clips: str | None = None, limit: int = 10,
+    clips: str | None = None, limit: int = 10, common_clips: bool = False,
 ) -> tuple[list[Section], list[str], list[analysis.Run]]:
     """Read the runs and make the tables asked for: one row per run (with a baseline, which comes first, also the
     differences against it), optionally per-class IoU and each run's ``limit`` worst clips (``clips``: one of
-    ``analysis.CLIP_ORDERS``). Returns the tables, the notes on incomplete runs and failed clips, and the runs."""
+    ``analysis.CLIP_ORDERS``); with ``common_clips``, every figure from the evaluation clips all runs share.
+    Returns the tables, the notes (runs that evaluated different clips, incomplete runs, failed clips), and the
+    runs."""
     unique: dict[Path, str | os.PathLike] = {}  # each folder once, the baseline first
     for path in ([baseline] if baseline is not None else []) + list(paths):
         unique.setdefault(Path(path).resolve(), path)
     runs = analysis.load_runs(list(unique.values()))
+    notes = analysis.clip_set_notes(runs, common_clips) + analysis.notes(runs)  # of the runs as recorded
+    if common_clips:
+        runs = analysis.on_common_clips(runs)
     base = runs[0] if baseline is not None else None
     sections = [Section("runs", "Runs" + (f" (differences against {base.label})" if base else ""),
                         analysis.run_rows(runs, base), COLUMNS)]
@@ -94,7 +99,7 @@ def build_sections(
         order = "lowest mIoU" if clips == "iou" else "highest execution fraction"
         rows = [{k: v for k, v in row.items() if k != "status"} for row in analysis.worst_clips(runs, clips, limit)]
         sections.append(Section("clips", f"Worst clips per run: {order} first", rows, COLUMNS))
-    return sections, analysis.notes(runs), runs
+    return sections, notes, runs
 
 
 def render(sections: list[Section], notes: list[str], fmt: str) -> str:
