@@ -1,11 +1,14 @@
-// Block movements for the BlockCopy engine on CUDA (float32, float16): split, combine, transfer, block_pad.
+// Block movements for the BlockCopy engine on CUDA: split, combine, transfer, block_pad.
 //
 // Same contract as blockcopy_cpu.cpp: maps N x C x H x W and packed blocks B x C x b x b, both NCHW or both
 // channels_last (NHWC), blocks named by int64 linear index n * gh * gw + gy * gw + gx (on the device;
 // combine skips negative ones), block_pos giving each block's row in the packed blocks or -1.
-// One thread per moved value. This file needs only the CUDA runtime (no torch headers), so it compiles with a
-// bare `nvcc -c`; blockcopy_cuda_bind.cpp checks the tensors and calls the launchers below.
-#include <cuda_fp16.h>
+// One thread per moved value. Values are moved as raw 1/2/4/8-byte words, so every dtype works (float32,
+// float16, bfloat16, ...); block_pad's fill value arrives as the bit pattern of the value in that dtype.
+// Indices are checked on the device: an index outside the map (or a block_pos entry outside the packed blocks)
+// moves nothing and sets *error, which the binding reads once per frame instead of syncing per movement.
+// This file needs only the CUDA runtime (no torch headers), so it compiles with a bare `nvcc -c`;
+// blockcopy_cuda_bind.cpp checks the tensors and calls the launchers below.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -17,6 +20,7 @@ struct Geometry {
   int64_t gh, gw, b;    // grid and block size
   int64_t ph, pw;       // packed block size (b, or b plus halo)
   int64_t top, left;    // halo before the block
+  int64_t num_blocks;   // n * gh * gw: valid block indices are [0, num_blocks)
   bool nhwc;
 };
 
@@ -37,14 +41,23 @@ __device__ inline int64_t map_offset(const Geometry& g, int64_t n, int64_t c, in
   return g.nhwc ? ((n * g.h + y) * g.w + x) * g.c + c : ((n * g.c + c) * g.h + y) * g.w + x;
 }
 
+// Whether block index id is inside the map; flags it in *error when it is not.
+__device__ inline bool valid_block(int64_t id, const Geometry& g, int* error) {
+  if (id >= 0 && id < g.num_blocks) return true;
+  atomicOr(error, 1);
+  return false;
+}
+
 template <typename T>
-__global__ void move_kernel(T* map, T* packed, const int64_t* ids, int64_t total, Geometry g, bool to_packed) {
+__global__ void move_kernel(T* map, T* packed, const int64_t* ids, int64_t total, Geometry g, bool to_packed,
+                            bool allow_skip, int* error) {
   int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (e >= total) return;
   int64_t m, c, i, j;
   unravel(e, g, m, c, i, j);
   const int64_t id = ids[m];
-  if (id < 0) return;  // combine skips negative indices
+  if (id < 0 && allow_skip) return;  // combine skips negative indices
+  if (!valid_block(id, g, error)) return;
   const int64_t n = id / (g.gh * g.gw), gy = (id / g.gw) % g.gh, gx = id % g.gw;
   const int64_t off = map_offset(g, n, c, gy * g.b + i, gx * g.b + j);
   if (to_packed) packed[e] = map[off];
@@ -52,12 +65,14 @@ __global__ void move_kernel(T* map, T* packed, const int64_t* ids, int64_t total
 }
 
 template <typename T>
-__global__ void transfer_kernel(const T* src, T* dst, const int64_t* ids, int64_t total, Geometry g) {
+__global__ void transfer_kernel(const T* src, T* dst, const int64_t* ids, int64_t total, Geometry g, int* error) {
   int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (e >= total) return;
   int64_t m, c, i, j;
   unravel(e, g, m, c, i, j);
-  const int64_t id = ids[m], n = id / (g.gh * g.gw), gy = (id / g.gw) % g.gh, gx = id % g.gw;
+  const int64_t id = ids[m];
+  if (!valid_block(id, g, error)) return;
+  const int64_t n = id / (g.gh * g.gw), gy = (id / g.gw) % g.gh, gx = id % g.gw;
   const int64_t off = map_offset(g, n, c, gy * g.b + i, gx * g.b + j);
   dst[off] = src[off];
 }
@@ -65,13 +80,15 @@ __global__ void transfer_kernel(const T* src, T* dst, const int64_t* ids, int64_
 // Value (block m, c, i, j) of a padded block: the map pixel it stands for comes from this frame's packed
 // blocks when its block executed (pos >= 0), else from the stale map; outside the map `value` or the edge.
 template <typename T>
-__global__ void pad_kernel(const T* blocks, const int64_t* pos, const T* stale, T* out, const int64_t* ids,
-                           int64_t total, Geometry g, bool replicate, T value) {
+__global__ void pad_kernel(const T* blocks, const int64_t* pos, int64_t num_packed, const T* stale, T* out,
+                           const int64_t* ids, int64_t total, Geometry g, bool replicate, T value, int* error) {
   int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (e >= total) return;
   int64_t m, c, i, j;
   unravel(e, g, m, c, i, j);
-  const int64_t id = ids[m], n = id / (g.gh * g.gw), gy = (id / g.gw) % g.gh, gx = id % g.gw;
+  const int64_t id = ids[m];
+  if (!valid_block(id, g, error)) return;
+  const int64_t n = id / (g.gh * g.gw), gy = (id / g.gw) % g.gh, gx = id % g.gw;
   int64_t y = gy * g.b - g.top + i, x = gx * g.b - g.left + j;
   const bool inside = y >= 0 && y < g.h && x >= 0 && x < g.w;
   if (!inside && !replicate) {
@@ -81,6 +98,10 @@ __global__ void pad_kernel(const T* blocks, const int64_t* pos, const T* stale, 
   y = y < 0 ? 0 : (y >= g.h ? g.h - 1 : y);
   x = x < 0 ? 0 : (x >= g.w ? g.w - 1 : x);
   const int64_t p = pos[(n * g.gh + y / g.b) * g.gw + x / g.b];
+  if (p >= num_packed) {
+    atomicOr(error, 2);
+    return;
+  }
   if (p < 0) {
     out[e] = stale[map_offset(g, n, c, y, x)];
     return;
@@ -93,61 +114,82 @@ constexpr int kThreads = 256;
 
 inline unsigned int blocks_for(int64_t total) { return (unsigned int)((total + kThreads - 1) / kThreads); }
 
-Geometry geometry(int64_t c, int64_t h, int64_t w, int64_t b, int64_t top, int64_t bottom, int64_t left,
+Geometry geometry(int64_t n, int64_t c, int64_t h, int64_t w, int64_t b, int64_t top, int64_t bottom, int64_t left,
                   int64_t right, bool nhwc) {
-  return {c, h, w, h / b, w / b, b, b + top + bottom, b + left + right, top, left, nhwc};
+  return {c, h, w, h / b, w / b, b, b + top + bottom, b + left + right, top, left, n * (h / b) * (w / b), nhwc};
 }
 
 template <typename T>
-void move(void* map, void* packed, const int64_t* ids, int64_t nb, int64_t c, int64_t h, int64_t w, int64_t b,
-          bool nhwc, bool to_packed, cudaStream_t stream) {
-  Geometry g = geometry(c, h, w, b, 0, 0, 0, 0, nhwc);
-  const int64_t total = nb * c * b * b;
-  if (total == 0) return;
+void move(void* map, void* packed, const int64_t* ids, int64_t nb, const Geometry& g, bool to_packed, bool allow_skip,
+          int* error, cudaStream_t stream) {
+  const int64_t total = nb * g.c * g.b * g.b;
   move_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(static_cast<T*>(map), static_cast<T*>(packed), ids,
-                                                             total, g, to_packed);
+                                                             total, g, to_packed, allow_skip, error);
 }
+
+template <typename T>
+void transfer(const void* src, void* dst, const int64_t* ids, int64_t nb, const Geometry& g, int* error,
+              cudaStream_t stream) {
+  const int64_t total = nb * g.c * g.b * g.b;
+  transfer_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(static_cast<const T*>(src), static_cast<T*>(dst),
+                                                                 ids, total, g, error);
+}
+
+template <typename T>
+void block_pad(const void* blocks, const int64_t* pos, int64_t num_packed, const void* stale, void* out,
+               const int64_t* ids, int64_t nb, const Geometry& g, bool replicate, uint64_t value_bits, int* error,
+               cudaStream_t stream) {
+  const int64_t total = nb * g.c * g.ph * g.pw;
+  const T value = static_cast<T>(value_bits);  // the low sizeof(T) bytes: the value's bit pattern
+  pad_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(static_cast<const T*>(blocks), pos, num_packed,
+                                                            static_cast<const T*>(stale), static_cast<T*>(out), ids,
+                                                            total, g, replicate, value, error);
+}
+
+// Calls f.template operator()<T>() with the unsigned word type of `size` bytes; false for another size.
+template <typename F>
+bool by_word(int size, F&& f) {
+  switch (size) {
+    case 1: f(uint8_t{}); return true;
+    case 2: f(uint16_t{}); return true;
+    case 4: f(uint32_t{}); return true;
+    case 8: f(uint64_t{}); return true;
+    default: return false;
+  }
+}
+
+int finish(bool launched) { return launched ? (int)cudaGetLastError() : (int)cudaErrorInvalidValue; }
 
 }  // namespace
 
-// dtype: 0 = float32, 1 = float16. Each returns cudaGetLastError() as an int (0 = success).
-int blockcopy_cuda_move(void* map, void* packed, const int64_t* ids, int64_t nb, int64_t c, int64_t h, int64_t w,
-                        int64_t b, bool nhwc, bool to_packed, int dtype, cudaStream_t stream) {
-  if (dtype == 0) move<float>(map, packed, ids, nb, c, h, w, b, nhwc, to_packed, stream);
-  else move<__half>(map, packed, ids, nb, c, h, w, b, nhwc, to_packed, stream);
-  return (int)cudaGetLastError();
+// elem_size: bytes per value (1, 2, 4 or 8). Each returns cudaGetLastError() as an int (0 = success);
+// *error (device memory) gets bit 1 for a block index outside the map, bit 2 for a block_pos entry outside
+// the packed blocks.
+int blockcopy_cuda_move(void* map, void* packed, const int64_t* ids, int64_t nb, int64_t n, int64_t c, int64_t h,
+                        int64_t w, int64_t b, bool nhwc, bool to_packed, int elem_size, int* error,
+                        cudaStream_t stream) {
+  const Geometry g = geometry(n, c, h, w, b, 0, 0, 0, 0, nhwc);
+  if (nb * c * b * b == 0) return 0;
+  return finish(by_word(elem_size, [&](auto word) {
+    move<decltype(word)>(map, packed, ids, nb, g, to_packed, !to_packed, error, stream);
+  }));
 }
 
-int blockcopy_cuda_transfer(const void* src, void* dst, const int64_t* ids, int64_t nb, int64_t c, int64_t h,
-                            int64_t w, int64_t b, bool nhwc, int dtype, cudaStream_t stream) {
-  Geometry g = geometry(c, h, w, b, 0, 0, 0, 0, nhwc);
-  const int64_t total = nb * c * b * b;
-  if (total == 0) return 0;
-  if (dtype == 0) {
-    transfer_kernel<float><<<blocks_for(total), kThreads, 0, stream>>>(static_cast<const float*>(src),
-                                                                        static_cast<float*>(dst), ids, total, g);
-  } else {
-    transfer_kernel<__half><<<blocks_for(total), kThreads, 0, stream>>>(static_cast<const __half*>(src),
-                                                                         static_cast<__half*>(dst), ids, total, g);
-  }
-  return (int)cudaGetLastError();
+int blockcopy_cuda_transfer(const void* src, void* dst, const int64_t* ids, int64_t nb, int64_t n, int64_t c,
+                            int64_t h, int64_t w, int64_t b, bool nhwc, int elem_size, int* error,
+                            cudaStream_t stream) {
+  const Geometry g = geometry(n, c, h, w, b, 0, 0, 0, 0, nhwc);
+  if (nb * c * b * b == 0) return 0;
+  return finish(by_word(elem_size, [&](auto word) { transfer<decltype(word)>(src, dst, ids, nb, g, error, stream); }));
 }
 
-int blockcopy_cuda_block_pad(const void* blocks, const int64_t* pos, const void* stale, void* out, const int64_t* ids,
-                             int64_t nb, int64_t c, int64_t h, int64_t w, int64_t b, int64_t top, int64_t bottom,
-                             int64_t left, int64_t right, bool nhwc, bool replicate, float value, int dtype,
-                             cudaStream_t stream) {
-  Geometry g = geometry(c, h, w, b, top, bottom, left, right, nhwc);
-  const int64_t total = nb * c * g.ph * g.pw;
-  if (total == 0) return 0;
-  if (dtype == 0) {
-    pad_kernel<float><<<blocks_for(total), kThreads, 0, stream>>>(
-        static_cast<const float*>(blocks), pos, static_cast<const float*>(stale), static_cast<float*>(out), ids, total,
-        g, replicate, value);
-  } else {
-    pad_kernel<__half><<<blocks_for(total), kThreads, 0, stream>>>(
-        static_cast<const __half*>(blocks), pos, static_cast<const __half*>(stale), static_cast<__half*>(out), ids,
-        total, g, replicate, __float2half(value));
-  }
-  return (int)cudaGetLastError();
+int blockcopy_cuda_block_pad(const void* blocks, const int64_t* pos, int64_t num_packed, const void* stale, void* out,
+                             const int64_t* ids, int64_t nb, int64_t n, int64_t c, int64_t h, int64_t w, int64_t b,
+                             int64_t top, int64_t bottom, int64_t left, int64_t right, bool nhwc, bool replicate,
+                             uint64_t value_bits, int elem_size, int* error, cudaStream_t stream) {
+  const Geometry g = geometry(n, c, h, w, b, top, bottom, left, right, nhwc);
+  if (nb * c * g.ph * g.pw == 0) return 0;
+  return finish(by_word(elem_size, [&](auto word) {
+    block_pad<decltype(word)>(blocks, pos, num_packed, stale, out, ids, nb, g, replicate, value_bits, error, stream);
+  }));
 }

@@ -1,5 +1,6 @@
-"""The compiled block-movement kernels equal their PyTorch twins exactly (CPU: float32/float16/bfloat16,
-NCHW and channels_last, random grids, halos 0-3, edge and corner blocks) and the CUDA sources compile; the
+"""The compiled block-movement kernels equal their PyTorch twins exactly (CPU, and CUDA where a GPU is visible:
+float32/float16/bfloat16, NCHW and channels_last, random grids, halos 0-3, edge and corner blocks), CUDA checks
+block indices on the device, and the CUDA sources compile (the binding against torch's headers, slow); the
 module ``pip install`` prebuilt is the one used; the first-use build is keyed by its sources and survives a killed
 or a hung build."""
 
@@ -12,12 +13,14 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.utils.cpp_extension import include_paths
 
 from blockcopy_core.engine import kernels, ops, twins
 
@@ -25,11 +28,43 @@ ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module")
-def ext():
-    """The CPU kernels in the order the engine takes them: the prebuilt module where installed and current, else
-    the first-use build (the first session without a prebuilt module pays ~30 s)."""
-    return kernels.prebuilt(kernels.CPU) or kernels.build(cuda=False)
+class OnDevice:
+    """A kernel module run on ``device`` with CPU tensors in and out (in-place results copied back)."""
+
+    def __init__(self, module, device: torch.device):
+        self.module, self.device = module, device
+
+    def _to(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(self.device).contiguous(memory_format=twins.memory_format_of(t))
+
+    def split(self, dense, idx, block):
+        return self.module.split(self._to(dense), self._to(idx), block).cpu()
+
+    def combine(self, blocks, idx, dense):
+        on = self._to(dense)
+        self.module.combine(self._to(blocks), self._to(idx), on)
+        dense.copy_(on.cpu())
+
+    def transfer(self, src, dst, idx, block):
+        on = self._to(dst)
+        self.module.transfer(self._to(src), on, self._to(idx), block)
+        dst.copy_(on.cpu())
+
+    def block_pad(self, blocks, block_pos, stale, idx, halo, replicate, value):
+        return self.module.block_pad(self._to(blocks), self._to(block_pos), self._to(stale), self._to(idx), halo,
+                                     replicate, value).cpu()
+
+
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))
+
+
+@pytest.fixture(scope="module", params=["cpu", CUDA])
+def ext(request):
+    """The kernels in the order the engine takes them: the prebuilt module where installed and current, else
+    the first-use build (the first session without a prebuilt module pays ~30 s for the CPU's)."""
+    if request.param == "cpu":
+        return kernels.prebuilt(kernels.CPU) or kernels.build(cuda=False)
+    return OnDevice(kernels.prebuilt(kernels.CUDA) or kernels.build(cuda=True), torch.device("cuda"))
 
 
 @pytest.fixture
@@ -133,7 +168,8 @@ def test_block_pad_twin_reads_neighbours_and_border():
     assert mixed.tolist() == [[0, 1, 100], [4, 5, 102], [8, 9, 10]]
 
 
-def test_kernels_reject_bad_input(ext):
+def test_kernels_reject_bad_input():
+    ext = kernels.prebuilt(kernels.CPU) or kernels.build(cuda=False)
     dense = torch.zeros(1, 2, 8, 8)
     with pytest.raises(RuntimeError, match="does not divide"):
         ext.split(dense, torch.tensor([0]), 3)
@@ -146,6 +182,9 @@ def test_kernels_reject_bad_input(ext):
 NVCC = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if Path("/usr/local/bin/nvcc").exists() else None)
 
 
+CUDA_INCLUDE = Path(os.environ.get("CUDA_HOME", "/usr/local/cuda")) / "include"
+
+
 @pytest.mark.skipif(NVCC is None, reason="nvcc not installed")
 def test_cuda_kernels_compile(tmp_path):
     """No GPU needed: the .cu holds only CUDA code, so a bare `nvcc -c` checks it."""
@@ -153,6 +192,50 @@ def test_cuda_kernels_compile(tmp_path):
     result = subprocess.run([NVCC, "-c", str(source), "-o", str(tmp_path / "blockcopy_cuda.o")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(NVCC is None or shutil.which("g++") is None or not (CUDA_INCLUDE / "cuda_runtime.h").is_file(),
+                    reason="no CUDA toolkit (nvcc, headers) or g++")
+def test_cuda_binding_compiles_and_links_to_the_kernels(tmp_path):
+    """The binding compiles against torch's headers (a CPU build of torch lacks one generated CUDA header, which
+    a stub provides) and needs exactly the launchers the .cu defines (~30 s)."""
+    stub = tmp_path / "stub" / "c10" / "cuda" / "impl"
+    stub.mkdir(parents=True)
+    (stub / "cuda_cmake_macros.h").write_text("#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n")
+    includes = [tmp_path / "stub", *include_paths(), sysconfig.get_paths()["include"], CUDA_INCLUDE]
+    binding, launchers = tmp_path / "bind.o", tmp_path / "cuda.o"
+    compiled = subprocess.run(
+        ["g++", "-c", "-std=c++17", "-fPIC", str(kernels.CSRC / "blockcopy_cuda_bind.cpp"), "-o", str(binding),
+         "-DTORCH_EXTENSION_NAME=blockcopy_cuda", "-DTORCH_API_INCLUDE_EXTENSION_H",
+         f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}", *(f"-I{p}" for p in includes)],
+        capture_output=True, text=True, timeout=600)
+    assert compiled.returncode == 0, compiled.stderr[-3000:]
+    subprocess.run([NVCC, "-c", str(kernels.CSRC / "blockcopy_cuda.cu"), "-o", str(launchers)], check=True,
+                   timeout=300)
+
+    def symbols(obj: Path, kind: str) -> set[str]:
+        lines = subprocess.run(["nm", str(obj)], capture_output=True, text=True, check=True).stdout.splitlines()
+        return {line.split()[-1] for line in lines if f" {kind} " in line and "blockcopy_cuda_" in line}
+
+    assert symbols(binding, "U") and symbols(binding, "U") <= symbols(launchers, "T")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_checks_block_indices_on_the_device():
+    """A bad index moves nothing and is reported once per frame (no host sync per movement)."""
+    ext = kernels.prebuilt(kernels.CUDA) or kernels.build(cuda=True)
+    dense = torch.arange(32.0, device="cuda").reshape(1, 2, 4, 4)
+    blocks = ext.split(dense, torch.tensor([0, 9], device="cuda"), 2)  # 4 blocks: 9 is outside
+    assert ext.take_index_error(-1) == 1 and ext.take_index_error(-1) == 0
+    assert torch.equal(blocks[0].cpu(), twins.split(dense.cpu(), torch.tensor([0]), 2)[0])
+    before = dense.clone()
+    ext.combine(blocks, torch.tensor([1, 7], device="cuda"), dense)
+    block_pos = torch.tensor([0, 5, -1, -1], device="cuda")  # entry 5: only 2 packed blocks
+    ext.block_pad(blocks, block_pos, dense, torch.tensor([0], device="cuda"), [1, 1, 1, 1], False, 0.0)
+    with pytest.raises(RuntimeError, match="outside its map"):
+        ops.check_device_errors(dense.device)
+    assert torch.equal(dense[..., :2, 2:], blocks[0]) and torch.equal(dense[..., 2:, :], before[..., 2:, :])
 
 
 def test_installed_prebuilt_module_is_used(fresh, monkeypatch):

@@ -22,6 +22,7 @@ class BlockSparseEngine:
     blocks of every output are bitwise copies of the previous output. The first frame after ``reset()`` must
     execute every block. A frame where every block executes runs densely (exactly the plain model) and
     refreshes the state by reference; ``dense_when_full=False`` runs it block by block instead (for tests).
+    What a call returns belongs to the caller: the engine keeps its own copy of the outputs.
     """
 
     def __init__(self, model: nn.Module, block_size: int, dense_when_full: bool = True):
@@ -43,8 +44,10 @@ class BlockSparseEngine:
             if self.state.empty or (layout.all_executed and self.dense_when_full):
                 return self._dense_frame(frames, layout)
             if layout.num_exec == 0:
-                return tree_unflatten(self.state.outputs, self.state.output_spec)
-            return self._sparse_frame(frames, layout)
+                return tree_unflatten([_copy(leaf) for leaf in self.state.outputs], self.state.output_spec)
+            out = self._sparse_frame(frames, layout)
+            ops.check_device_errors(frames.device)
+            return out
 
     def _layout(self, frames: Tensor, grid: Tensor) -> BlockLayout:
         if frames.dim() != 4:
@@ -64,20 +67,20 @@ class BlockSparseEngine:
 
     def _dense_frame(self, frames: Tensor, layout: BlockLayout) -> Any:
         self.state.clear()
-        mode = BlockMode(self.state, layout, dense=True, model_input=frames)
+        mode = BlockMode(self.state, layout, dense=True, model_input=frames, model=self.model)
         mode.set_tag(frames, BLOCK)
         with mode:
             out = self.model(frames)
         self.state.check_unmodified("map")
         leaves, spec = tree_flatten(out)
         self.state.unshare_outputs(leaves)
-        self.state.outputs, self.state.output_spec = leaves, spec
+        self.state.outputs, self.state.output_spec = [_copy(leaf) for leaf in leaves], spec
         self.state.output_is_block = [mode.tag_of(leaf) == BLOCK for leaf in leaves]
         self.state.frame_meta = (*frames.shape, frames.dtype, frames.device)
         return out
 
     def _sparse_frame(self, frames: Tensor, layout: BlockLayout) -> Any:
-        mode = BlockMode(self.state, layout, dense=False, model_input=frames)
+        mode = BlockMode(self.state, layout, dense=False, model_input=frames, model=self.model)
         blocks = mode.set_tag(ops.split(frames, layout.exec_idx, self.block_size), BLOCK)
         with mode:
             out = self.model(blocks)
@@ -87,20 +90,30 @@ class BlockSparseEngine:
         leaves, spec = tree_flatten(out)
         if spec != self.state.output_spec:
             raise RuntimeError("the model's output structure differs from the last dense frame's")
-        combined = [
-            self._combine_output(leaf, prev, layout) if is_block else leaf
-            for leaf, prev, is_block in zip(leaves, self.state.outputs, self.state.output_is_block)
-        ]
-        self.state.outputs = combined
-        return tree_unflatten(combined, spec)
+        returned = []
+        for i, (leaf, is_block) in enumerate(zip(leaves, self.state.output_is_block)):
+            if is_block:
+                returned.append(self._combine_output(leaf, self.state.outputs[i], layout))
+            else:
+                returned.append(leaf)
+                self.state.outputs[i] = _copy(leaf)
+        return tree_unflatten(returned, spec)
 
     @staticmethod
-    def _combine_output(blocks: Tensor, previous: Tensor, layout: BlockLayout) -> Tensor:
-        """Executed blocks over the previous output; a new tensor, so outputs already returned stay as they were."""
-        out = torch.empty_like(previous)
-        ops.transfer(previous, out, layout.stale_idx, blocks.shape[-1])
-        return ops.combine(blocks, layout.exec_idx, out)
+    def _combine_output(blocks: Tensor, kept: Tensor, layout: BlockLayout) -> Tensor:
+        """The executed blocks over the kept previous output, as a new tensor for the caller; the kept output
+        (the engine's own, never returned) takes the executed blocks in place."""
+        out = torch.empty_like(kept)
+        ops.transfer(kept, out, layout.stale_idx, blocks.shape[-1])
+        ops.combine(blocks, layout.exec_idx, out)
+        ops.combine(blocks, layout.exec_idx, kept)
+        return out
 
     def state_nbytes(self) -> int:
         """Bytes of temporal state held (stored maps and previous outputs)."""
         return self.state.nbytes()
+
+
+def _copy(leaf: Any) -> Any:
+    """A tensor output as a tensor of its own (other leaves as they are)."""
+    return leaf.clone(memory_format=torch.preserve_format) if isinstance(leaf, Tensor) else leaf

@@ -13,6 +13,8 @@ across block borders are call sites, numbered by execution order, each with one 
 
 On a dense frame (every block executed) the model runs as it is at full resolution and each site only keeps
 a reference to its input: that refreshes the state at no cost and records the trace sparse frames follow.
+On a sparse frame a block batch answers shape queries as the full map it stands for, and every op must repeat
+the dense frame's signature (``trace``); errors name the layer the op ran in.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
@@ -31,17 +34,27 @@ from .geometry import BlockLayout, Window
 from .sites import (
     INTERPOLATE_DEFAULTS,
     INTERPOLATE_NAMES,
+    PASS_THROUGH,
+    SELF_TAGGED,
     WHOLE_FRAME_OPS,
     WINDOW_OPS,
     UnsupportedOpError,
     WindowSpec,
     bind,
     check_block_op,
+    check_constants,
     op_name,
+    requested_pool_size,
+    requested_size,
 )
 from .state import SiteRecord, TemporalState
+from .trace import Source, layer_of, model_tensor_names, signature
 
 BLOCK, DENSE = "block", "dense"
+# Shape queries answered with the full map's shape on sparse frames (see ``BlockMode._full_shape``).
+SHAPE_QUERIES = {"shape", "size", "__len__", "numel"}
+# Errors raised by the engine's own checks: re-raised with the layer the op ran in.
+LOCATED = (UnsupportedOpError, ValueError)
 
 
 def _tensors(obj: Any) -> Iterator[Tensor]:
@@ -57,64 +70,131 @@ def _tensors(obj: Any) -> Iterator[Tensor]:
 
 
 class BlockMode(TorchFunctionMode):
-    """Intercepts one forward of the model; ``dense`` selects the dense-frame behaviour described above."""
+    """Intercepts one forward of ``model``; ``dense`` selects the dense-frame behaviour described above."""
 
-    def __init__(self, state: TemporalState, layout: BlockLayout, dense: bool, model_input: Tensor):
+    def __init__(self, state: TemporalState, layout: BlockLayout, dense: bool, model_input: Tensor,
+                 model: nn.Module):
         super().__init__()
         self.state, self.layout, self.dense = state, layout, dense
         previous = state.pending_layout
         self.carried = None if dense or previous is None else layout.carried_from(previous)
-        self.model_input = model_input
+        self.model_input, self.model = model_input, model
+        self.params = model_tensor_names(model)
         self.site = 0
-        self._tags: dict[int, tuple[weakref.ref, str]] = {}
+        self.op = -1  # index of the op running now, among the ops with a tensor result
+        self._tags: dict[int, tuple[weakref.ref, str, tuple[int, int]]] = {}
 
     # -- tags -------------------------------------------------------------------------------------------------
     def tag_of(self, t: Any) -> str | None:
         entry = self._tags.get(id(t)) if isinstance(t, Tensor) else None
         return entry[1] if entry is not None and entry[0]() is t else None
 
-    def set_tag(self, out: Any, tag: str | None) -> Any:
+    def set_tag(self, out: Any, tag: str | None, producer: tuple[int, int] | None = None) -> Any:
+        """Tag the tensors of ``out``; their producer is the running op (output i) unless given."""
         if tag is not None:
-            for leaf in _tensors(out):
-                self._tags[id(leaf)] = (weakref.ref(leaf), tag)
+            for i, leaf in enumerate(_tensors(out)):
+                self._tags[id(leaf)] = (weakref.ref(leaf), tag, producer or (self.op, i))
         return out
+
+    def _source(self, t: Tensor) -> Source:
+        entry = self._tags.get(id(t))
+        if entry is not None and entry[0]() is t:
+            return (entry[1], *entry[2])
+        param = self.params.get(id(t))
+        if param is not None:
+            return ("param", param)
+        return ("const", tuple(t.shape), t.dtype)
 
     # -- dispatch ---------------------------------------------------------------------------------------------
     def __torch_function__(self, func: Callable, types: tuple, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        if func in WINDOW_OPS:
-            return self._window_op(WINDOW_OPS[func], func, args, kwargs)
-        if func is F.interpolate:
-            return self._interpolate(func, args, kwargs)
-        if func in WHOLE_FRAME_OPS:
-            return self._whole_frame(func, args, kwargs)
-        tags = {self.tag_of(t) for t in _tensors(args)} | {self.tag_of(t) for t in _tensors(kwargs)}
+        name = op_name(func)
+        if name in SHAPE_QUERIES and not self.dense and self.tag_of(args[0]) == BLOCK:
+            return self._full_shape(name, args, kwargs)
+        try:
+            if func in WINDOW_OPS:
+                self._follow(func, name, args, kwargs)
+                return self._window_op(WINDOW_OPS[func], func, args, kwargs)
+            if func is F.interpolate:
+                self._follow(func, name, args, kwargs)
+                return self._interpolate(func, args, kwargs)
+            if func in WHOLE_FRAME_OPS:
+                self._follow(func, name, args, kwargs)
+                return self._whole_frame(func, args, kwargs)
+            return self._per_pixel(func, name, args, kwargs)
+        except LOCATED as exc:
+            if type(exc) not in LOCATED or " [in " in str(exc):
+                raise
+            raise type(exc)(f"{exc} [in {layer_of(self.model)}]") from None
+
+    def _per_pixel(self, func: Callable, name: str, args: tuple, kwargs: dict) -> Any:
+        tagged = (args[0],) if name in SELF_TAGGED and args else (*_tensors(args), *_tensors(kwargs))
+        tags = {self.tag_of(t) for t in tagged}
         tags.discard(None)
         out = func(*args, **kwargs)
-        if not tags or next(_tensors(out), None) is None:
+        if next(_tensors(out), None) is None:
+            return out
+        self._follow(func, name, args, kwargs)
+        if not tags:
             return out
         if tags == {BLOCK, DENSE}:
             raise UnsupportedOpError(
-                f"op {op_name(func)!r} mixes block-packed and whole-frame tensors; resize the whole-frame "
+                f"op {name!r} mixes block-packed and whole-frame tensors; resize the whole-frame "
                 "tensor to the block map first"
             )
         if BLOCK in tags:
             check_block_op(func, args, kwargs)
-        return self.set_tag(out, tags.pop())
+            constants = [t for t in (*_tensors(args), *_tensors(kwargs)) if self.tag_of(t) is None]
+            if constants:
+                check_constants(name, args, kwargs, constants)
+        producer = self._tags[id(args[0])][2] if name in PASS_THROUGH and self.tag_of(args[0]) else None
+        return self.set_tag(out, tags.pop(), producer)
+
+    def _full_shape(self, name: str, args: tuple, kwargs: dict) -> Any:
+        """A block batch B x C x b x b answers shape queries as the N x C x H x W map it stands for, so values a
+        model computes from shapes (resize sizes, pooling grids, scales) are those of the dense frame."""
+        x = args[0]
+        gh, gw = self.layout.grid_hw
+        full = torch.Size((self.layout.grid.shape[0], x.shape[1], gh * x.shape[2], gw * x.shape[3]))
+        if name == "shape":
+            return full
+        if name == "__len__":
+            return full[0]
+        if name == "numel":
+            return full.numel()
+        dim = args[1] if len(args) > 1 else kwargs.get("dim")
+        return full if dim is None else full[dim]
+
+    # -- the op sequence --------------------------------------------------------------------------------------
+    def _follow(self, func: Callable, name: str, args: tuple, kwargs: dict) -> None:
+        """Count the op; a dense frame records its signature, a sparse frame must repeat it."""
+        self.op += 1
+        sig = signature(func, name, args, kwargs, self._source)
+        if self.dense:
+            self.state.ops.append(sig)
+            return
+        recorded = self.state.ops[self.op] if self.op < len(self.state.ops) else None
+        if recorded is None or not sig.matches(recorded):
+            raise UnsupportedOpError(
+                f"the model's forward differs from the last dense frame's at op #{self.op}: it runs "
+                f"{sig.describe()} where the dense frame ran {recorded.describe() if recorded else 'nothing'}; "
+                "the engine needs the same ops on the same data flow every frame (control flow that depends on "
+                "the data is not supported)"
+            )
+
+    def check_complete(self) -> None:
+        """A sparse forward must run every op of the dense frame."""
+        if not self.dense and self.op + 1 != len(self.state.ops):
+            raise UnsupportedOpError(
+                f"the model's forward ran {self.op + 1} ops, the last dense frame {len(self.state.ops)}; the "
+                "engine needs the same ops every frame (control flow that depends on the data is not supported)"
+            )
 
     # -- sites ------------------------------------------------------------------------------------------------
-    def _next_site(self, name: str) -> tuple[int, SiteRecord | None]:
+    def _next_site(self) -> tuple[int, SiteRecord | None]:
         site = self.site
         self.site += 1
-        if self.dense:
-            return site, None
-        if site >= len(self.state.trace) or self.state.trace[site].name != name:
-            seen = self.state.trace[site].name if site < len(self.state.trace) else "nothing"
-            raise RuntimeError(
-                f"the model's forward differs from the last dense frame's: op #{site} is {name}, was {seen}; "
-                "the engine needs the same sequence of ops every frame"
-            )
-        return site, self.state.trace[site]
+        return site, None if self.dense else self.state.trace[site]
 
     def _record(self, record: SiteRecord) -> None:
         if self.dense:
@@ -144,8 +224,13 @@ class BlockMode(TorchFunctionMode):
         self.state.keep_pending(site, x)
         return padded
 
+    def _full_hw(self, x: Tensor) -> tuple[int, int]:
+        """The map size a block-packed tensor stands for."""
+        gh, gw = self.layout.grid_hw
+        return (gh * x.shape[2], gw * x.shape[3]) if not self.dense else tuple(x.shape[-2:])
+
     def _window_op(self, spec: WindowSpec, func: Callable, args: tuple, kwargs: dict) -> Tensor:
-        site, _ = self._next_site(spec.name)
+        site, record = self._next_site()
         p = bind(args, kwargs, spec.names, spec.defaults)
         x = p["input"]
         tag = self.tag_of(x)
@@ -161,8 +246,11 @@ class BlockMode(TorchFunctionMode):
             self._check_dense_window(spec.name, window, x, out)
             if any(halo):
                 self._store(site, x)
-            self._record(SiteRecord(spec.name))
+            self._record(SiteRecord(spec.name, window=window))
             return self.set_tag(out, BLOCK)
+        if window != record.window:
+            raise UnsupportedOpError(f"{spec.name} runs with {window} on this frame, {record.window} on the dense "
+                                     "frame that recorded it")
         block = x.shape[-1]
         out_block = self._strided_block(spec.name, block, window.stride)
         xp = self._padded_blocks(site, x, halo, False, spec.pad_value) if any(halo) else x
@@ -192,14 +280,24 @@ class BlockMode(TorchFunctionMode):
             raise UnsupportedOpError(f"{name} runs on a {in_hw} map that the block grid does not cut evenly")
         self._strided_block(name, block, window.stride)
 
+    def _check_size(self, name: str, asked: tuple[int, int], record: SiteRecord) -> None:
+        if asked != record.out_hw:
+            raise UnsupportedOpError(
+                f"{name} asks for output size {asked} on this frame, {record.out_hw} on the dense frame that "
+                "recorded it; the engine needs the same sizes every frame"
+            )
+
     def _interpolate(self, func: Callable, args: tuple, kwargs: dict) -> Tensor:
-        site, record = self._next_site("interpolate")
+        site, record = self._next_site()
         p = bind(args, kwargs, INTERPOLATE_NAMES, INTERPOLATE_DEFAULTS)
         x, mode = p["input"], p["mode"]
         tag = self.tag_of(x)
         if tag is None:
             self._record(SiteRecord("interpolate"))
             return func(*args, **kwargs)
+        if not self.dense and x.dim() == 4:
+            self._check_size("interpolate", requested_size(p, self._full_hw(x) if tag == BLOCK else x.shape[-2:]),
+                             record)
         if tag == BLOCK:
             return self._interpolate_blocks(site, record, func, args, kwargs, p)
         if self.dense:  # a whole-frame tensor: back onto the block grid when it lands on a block level
@@ -230,7 +328,7 @@ class BlockMode(TorchFunctionMode):
                 )
             if mode == "bilinear":
                 self._store(site, x)
-            self._record(SiteRecord("interpolate", factor=oh // h))
+            self._record(SiteRecord("interpolate", out_hw=(oh, ow), factor=oh // h))
             return self.set_tag(out, BLOCK)
         f, block = record.factor, x.shape[-1]
         if mode != "bilinear":
@@ -241,7 +339,7 @@ class BlockMode(TorchFunctionMode):
 
     def _whole_frame(self, func: Callable, args: tuple, kwargs: dict) -> Tensor:
         name = op_name(func)
-        site, record = self._next_site(name)
+        site, record = self._next_site()
         p = bind(args, kwargs, WHOLE_FRAME_OPS[func], {"return_indices": False})
         x = p["input"]
         tag = self.tag_of(x)
@@ -255,13 +353,7 @@ class BlockMode(TorchFunctionMode):
             self._store(site, x)
             self._record(SiteRecord(name, out_hw=tuple(out.shape[-2:])))
             return self.set_tag(out, DENSE)
+        self._check_size(name, requested_pool_size(p["output_size"], self._full_hw(x)), record)
         stored = self._bring_up_to_date(site)
         ops.combine(x, self.layout.exec_idx, stored)
         return self.set_tag(func(stored, record.out_hw), DENSE)
-
-    def check_complete(self) -> None:
-        """A sparse forward must visit every site of the dense trace."""
-        if not self.dense and self.site != len(self.state.trace):
-            raise RuntimeError(
-                f"the model's forward ran {self.site} block-border ops, the last dense frame {len(self.state.trace)}"
-            )

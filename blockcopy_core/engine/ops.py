@@ -15,12 +15,12 @@ from . import twins
 from .kernels import extension
 from .twins import memory_format_of
 
-KERNEL_DTYPES = {"cpu": (torch.float32, torch.float16, torch.bfloat16), "cuda": (torch.float32, torch.float16)}
+KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _kernels_for(dense: Tensor) -> ModuleType | None:
     """The compiled kernels when they handle ``dense`` (device, dtype, contiguous layout), else None."""
-    if dense.dtype not in KERNEL_DTYPES.get(dense.device.type, ()):
+    if dense.dtype not in KERNEL_DTYPES:
         return None
     if not dense.is_contiguous(memory_format=memory_format_of(dense)):
         return None
@@ -88,3 +88,16 @@ def block_pad(
         padded = twins.block_pad(blocks, block_pos, stale, idx, halo, replicate, value)
         return padded if out is None else out.copy_(padded)
     return ext.block_pad(_like_map(blocks, stale), block_pos, stale, idx, list(halo), replicate, value, out)
+
+
+def check_device_errors(device: torch.device) -> None:
+    """Raise if a CUDA kernel on ``device`` met a block index outside its map since the last check.
+
+    The CUDA kernels check indices on the device (an index out of range moves nothing and sets a flag) instead
+    of synchronising with the host before every movement; the engine reads the flag once per frame."""
+    if device.type != "cuda":
+        return
+    ext = extension(device)
+    if ext is not None and ext.take_index_error(device.index if device.index is not None else -1):
+        raise RuntimeError(f"a block movement on {device} got a block index or block_pos entry outside its map "
+                           "(nothing was read or written there)")

@@ -25,6 +25,8 @@ def op_name(func: Callable) -> str:
     name = getattr(func, "__name__", None) or repr(func)
     if name == "fn":  # torch's boolean_dispatch wrappers (max_pool2d)
         name = "max_pool2d"
+    elif name == "__get__":  # a tensor property (x.shape, x.T): name the property
+        name = getattr(getattr(func, "__self__", None), "__name__", name)
     return name
 
 
@@ -135,6 +137,13 @@ softplus sigmoid sigmoid_ tanh tanh_ hardswish hardsigmoid prelu contiguous clon
 double type_as __add__ __radd__ __iadd__ __sub__ __rsub__ __isub__ __mul__ __rmul__ __imul__ __truediv__
 __itruediv__ __neg__ batch_norm dropout dropout2d feature_dropout
 """.split())
+# Ops whose result takes its tag from ``self`` alone (the other tensor only gives a dtype or device).
+SELF_TAGGED = frozenset({"to", "type_as"})
+# Ops that may return their input itself (when it already has the layout or dtype asked for): their result
+# keeps the input's producer, so that the op sequence reads the same whichever way they went.
+PASS_THROUGH = frozenset({"contiguous", "to", "type_as", "float", "half", "bfloat16", "double", "detach"})
+# Per-channel ops whose constant arguments are parameters indexed by channel, not broadcast over pixels.
+PER_CHANNEL_PARAMS = frozenset({"batch_norm", "prelu"})
 # Ops correct on blocks when they work along the channel dim (argument position of ``dim``).
 CHANNEL_DIM_OPS = {"cat": 1, "concat": 1, "concatenate": 1, "softmax": 1, "log_softmax": 1, "split": 2,
                    "chunk": 2}
@@ -161,3 +170,35 @@ def check_block_op(func: Callable, args: tuple, kwargs: dict) -> None:
             return
         raise UnsupportedOpError(f"{name} along dim {dim} cannot run on blocks (only the channel dim 1 can)")
     raise UnsupportedOpError(f"op {name!r} cannot run on blocks (it is not per-pixel and has no block rule)")
+
+
+def check_constants(name: str, args: tuple, kwargs: dict, constants: list[Tensor]) -> None:
+    """Raise ``UnsupportedOpError`` when a tensor that is not computed from the frames (``constants``: a model
+    constant, or one built from a shape such as CoordConv's ``torch.linspace(-1, 1, x.shape[-1])``) varies over
+    pixels or images: it would meet block-packed tensors as if it were one block."""
+    if name in PER_CHANNEL_PARAMS:
+        return
+    for t in constants:
+        shape = (1,) * max(4 - t.dim(), 0) + tuple(t.shape)[-4:]
+        if shape[0] > 1 or shape[2] > 1 or shape[3] > 1:
+            raise UnsupportedOpError(
+                f"op {name!r} combines block-packed tensors with a {tuple(t.shape)} tensor that varies over pixels "
+                "or images but is not computed from the frames (a constant, or built from a shape such as "
+                "torch.linspace(..., x.shape[-1])); only per-channel constants (C x 1 x 1) can meet blocks"
+            )
+
+
+def requested_size(p: dict[str, Any], in_hw: tuple[int, int]) -> tuple[int, int]:
+    """The output size an ``F.interpolate`` call asks for (``size``, or ``floor(input * scale_factor)``)."""
+    if p["size"] is not None:
+        return pair(tuple(p["size"]) if not isinstance(p["size"], int) else p["size"], "size")
+    scale = p["scale_factor"]
+    scale = (scale, scale) if isinstance(scale, (int, float)) else tuple(scale)
+    return int(in_hw[0] * float(scale[0]) // 1), int(in_hw[1] * float(scale[-1]) // 1)
+
+
+def requested_pool_size(output_size: Any, in_hw: tuple[int, int]) -> tuple[int, int]:
+    """The output size an adaptive pooling call asks for (``None`` entries keep the input's size)."""
+    size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    size = size * 2 if len(size) == 1 else size
+    return tuple(n if s is None else int(s) for s, n in zip(size, in_hw))

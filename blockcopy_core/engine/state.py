@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .geometry import BlockLayout
+from .geometry import BlockLayout, Window
+from .trace import Signature
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class SiteRecord:
     out_hw: tuple[int, int] | None = None  # dense output size of whole-frame and resize ops
     factor: int = 1  # integer upsampling factor of a block-level resize
     out_is_block: bool = False  # a resize of a whole-frame tensor back onto the block grid
+    window: Window | None = None  # kernel, stride, padding, dilation of a conv / pool site on blocks
 
 
 @dataclass
@@ -39,6 +41,7 @@ class TemporalState:
     pending_layout: BlockLayout | None = None  # the layout of the frame that left ``pending``
     versions: dict[tuple[str, int], int] = field(default_factory=dict)  # ("map" | "pending", site) -> version
     trace: list[SiteRecord] = field(default_factory=list)
+    ops: list[Signature] = field(default_factory=list)  # every op of the last dense frame, in order
     outputs: list[Any] = field(default_factory=list)  # flattened model outputs of the last frame
     output_spec: Any = None
     output_is_block: list[bool] = field(default_factory=list)
@@ -65,6 +68,7 @@ class TemporalState:
         self.pending_layout = None
         self.versions.clear()
         self.trace.clear()
+        self.ops.clear()
         self.outputs, self.output_spec, self.output_is_block, self.frame_meta = [], None, [], None
 
     def store(self, site: int, tensor: Tensor, owned: bool) -> None:

@@ -1,0 +1,76 @@
+"""What one forward did, op by op: the signature every sparse frame must repeat, and where in the model an op ran.
+
+A sparse frame reads each call site's stored map by execution order, so it is only right when the forward runs
+the ops of the last dense frame in the same order on the same data flow. An op's ``Signature`` is the function
+and, for each tensor argument, where it came from: a tagged tensor by the op (and output position) that produced
+it, a model parameter or buffer by name, any other tensor by shape and dtype. Python scalars are left out: a
+value computed from a whole-frame result may change from frame to frame without touching the state.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any, NamedTuple
+
+from torch import Tensor, nn
+
+Source = tuple[Hashable, ...]  # ("block" | "dense", op, output) | ("param", name) | ("const", shape, dtype)
+
+
+class Signature(NamedTuple):
+    """One op of a forward: the function and the sources of its tensor arguments, in argument order."""
+
+    func: Callable
+    name: str
+    sources: tuple[Source, ...]
+
+    def matches(self, other: Signature) -> bool:
+        return self.name == other.name and self.func == other.func and self.sources == other.sources
+
+    def describe(self) -> str:
+        return f"{self.name}({', '.join(_describe_source(s) for s in self.sources)})"
+
+
+def _describe_source(source: Source) -> str:
+    kind = source[0]
+    if kind == "param":
+        return f"parameter {source[1]!r}"
+    if kind == "const":
+        return f"a {tuple(source[1])} constant"
+    op = "the frames" if source[1] < 0 else f"op #{source[1]}"
+    return f"{kind} tensor from {op}" + (f" (output {source[2]})" if source[2] else "")
+
+
+def tensor_args(obj: Any) -> Iterator[Tensor]:
+    """The tensors in an op's arguments, in order, through nested lists, tuples and dicts."""
+    if isinstance(obj, Tensor):
+        yield obj
+    elif isinstance(obj, (tuple, list)):
+        for o in obj:
+            yield from tensor_args(o)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            yield from tensor_args(o)
+
+
+def model_tensor_names(model: nn.Module) -> dict[int, str]:
+    """The model's parameters and buffers by identity -> name (a name outlives ``model.to()``, an id may not)."""
+    return {id(t): name for name, t in (*model.named_parameters(), *model.named_buffers())}
+
+
+def signature(func: Callable, name: str, args: tuple, kwargs: dict, source_of: Callable[[Tensor], Source]) -> Signature:
+    return Signature(func, name, tuple(source_of(t) for t in (*tensor_args(args), *tensor_args(kwargs))))
+
+
+def layer_of(model: nn.Module) -> str:
+    """The innermost module of ``model`` whose forward is on the call stack, as "layer 'name' (Type)"."""
+    names = {id(m): name for name, m in model.named_modules()}
+    frame = sys._getframe(1)
+    while frame is not None:
+        module = frame.f_locals.get("self")
+        if isinstance(module, nn.Module) and id(module) in names:
+            name, kind = names[id(module)], type(module).__name__
+            return f"layer {name!r} ({kind})" if name else f"the model's own forward ({kind})"
+        frame = frame.f_back
+    return "the model (no layer on the call stack)"
