@@ -164,7 +164,8 @@ def test_clip_is_small_picklable_and_names_frames_by_stem(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(source="video"), "unknown source"),
+        (dict(source="webcam"), "unknown source"),
+        (dict(source="video"), "video segment"),
         (dict(frame_paths=()), "no frames"),
         (dict(label_paths=(None,)), "label paths"),
         (dict(frame_names=("a",)), "frame names"),

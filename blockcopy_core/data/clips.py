@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from blockcopy_core.data.scene.spec import SyntheticClipSpec
+from blockcopy_core.data.segments import VideoSegment
 
-SOURCES = ("cityscapes", "demo", "synthetic")
+SOURCES = ("cityscapes", "demo", "synthetic", "video")
 
 
 class FrameReadError(RuntimeError):
@@ -33,11 +34,12 @@ class Clip:
     """An ordered list of frames plus optional labels (``None`` where a frame is unlabelled)."""
 
     clip_id: str  # unique, stable, human readable
-    source: str  # "cityscapes" | "demo" | "synthetic"
-    frame_paths: tuple[str, ...]  # synthetic: virtual names like "synthetic/s0_c3/000012"
-    label_paths: tuple[str | None, ...]  # synthetic: all None, labels come from the generator
+    source: str  # "cityscapes" | "demo" | "synthetic" | "video"
+    frame_paths: tuple[str, ...]  # synthetic, video: virtual names like "synthetic/s0_c3/000012", "street/000123"
+    label_paths: tuple[str | None, ...]  # synthetic: all None, labels come from the generator; video: all None
     synthetic: SyntheticClipSpec | None = None
-    frame_names: tuple[str, ...] = ()  # names for outputs; empty = file stems (virtual names for synthetic)
+    frame_names: tuple[str, ...] = ()  # names for outputs; empty = file stems (virtual names for synthetic, video)
+    video: VideoSegment | None = None  # the segment of a video file the frames are decoded from
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -52,8 +54,14 @@ class Clip:
         if self.synthetic is not None and self.synthetic.num_frames != len(self.frame_paths):
             raise ValueError(f"clip {self.clip_id}: {len(self.frame_paths)} frames but its synthetic spec "
                              f"renders {self.synthetic.num_frames}")
+        if (self.source == "video") != (self.video is not None):
+            raise ValueError(f"clip {self.clip_id}: a video segment goes with (only) the video source")
+        if self.video is not None and self.video.num_frames != len(self.frame_paths):
+            raise ValueError(f"clip {self.clip_id}: {len(self.frame_paths)} frames but its video segment "
+                             f"decodes {self.video.num_frames}")
         if not self.frame_names:
-            names = self.frame_paths if self.synthetic is not None else [Path(p).stem for p in self.frame_paths]
+            virtual = self.synthetic is not None or self.video is not None
+            names = self.frame_paths if virtual else [Path(p).stem for p in self.frame_paths]
             object.__setattr__(self, "frame_names", tuple(names))
         elif len(self.frame_names) != len(self.frame_paths):
             raise ValueError(f"clip {self.clip_id}: {len(self.frame_paths)} frames but "

@@ -1,4 +1,4 @@
-"""Turning a clip descriptor into frames: image and label files are read, synthetic frames rendered.
+"""Turning a clip descriptor into frames: image and label files are read, synthetic frames rendered, videos decoded.
 
 Loading is lazy (one frame at a time, where the clip is run), so a bad file fails at its frame, not before.
 """
@@ -13,6 +13,7 @@ from PIL import Image
 
 from blockcopy_core.constants import IGNORE_INDEX
 from blockcopy_core.data.clips import Clip, Frame, FrameReadError
+from blockcopy_core.data.decode import iter_video_frames
 from blockcopy_core.data.scene import render_clip
 from blockcopy_core.labels import label_ids_to_train_ids
 
@@ -71,6 +72,10 @@ def iter_frames(clip: Clip) -> Iterator[Frame]:
     if clip.synthetic is not None:
         for name, (image, label) in zip(clip.frame_names, render_clip(clip.synthetic), strict=True):
             yield Frame(name, image, label)
+        return
+    if clip.video is not None:
+        for name, (_, image) in zip(clip.frame_names, iter_video_frames(clip.video), strict=True):
+            yield Frame(name, image, None)
         return
     first_size = None
     for name, path, label_path in zip(clip.frame_names, clip.frame_paths, clip.label_paths, strict=True):

@@ -10,9 +10,12 @@ import argparse
 from pathlib import Path
 
 from ..data.clips import SOURCES
+from ..data.segments import DEFAULT_SEGMENT_LENGTH
 from ..models import BACKBONES, SYNTHETIC_CHECKPOINT
 from ..policies import POLICIES
 from ..settings import BlockCopySettings, add_arguments
+
+VIDEO_AUDIT_EVERY = 10  # videos have no labels: compare every 10th frame with the dense model by default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--cityscapes-dir", help="Cityscapes root holding leftImg8bit, leftImg8bit_sequence, gtFine")
     data.add_argument("--mode", choices=("val", "test", "train"), default="val", help="Cityscapes split")
     data.add_argument("--demo-dir", help="folder of .png/.jpg frames, natural-sorted into one video")
+    data.add_argument("--video", nargs="+", metavar="PATH",
+                      help="video files (mp4, mkv, avi, mov, webm), folders (every video below, natural-sorted) or "
+                           "globs; each video runs as one continuous stream, cut into --segment-length segments")
     data.add_argument("--clip-length", type=int, default=20, help="frames per clip (Cityscapes: at most 20)")
     data.add_argument("--res", type=int, default=None,
                       help="short side of the frames fed to the model (1024 -> 1024x2048); default: as stored "
@@ -46,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=0,
                       help="seed of the synthetic clips, the warm-up clip order, torch, and (with each clip's id) "
                            "every random draw of the policies")
+
+    video = parser.add_argument_group("video files (--video)")
+    video.add_argument("--segment-length", type=int, default=DEFAULT_SEGMENT_LENGTH, metavar="N",
+                       help="frames per segment: segments of a video run on different actors, each starting with "
+                            "a fully executed frame, and are stitched in order")
+    video.add_argument("--max-frames", type=int, metavar="N", help="at most N frames of each video")
+    video.add_argument("--start", type=float, metavar="S", help="start S seconds into each video")
+    video.add_argument("--end", type=float, metavar="S", help="stop S seconds into each video")
+    video.add_argument("--stride", type=int, default=1, metavar="K", help="run every K-th frame")
 
     model = parser.add_argument_group("model")
     model.add_argument("--model-backbone", choices=BACKBONES + ("rn18", "rn34", "rn50"), default="resnet18")
@@ -77,9 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--save-predictions", action="store_true",
                      help="write Cityscapes-format labelId PNGs under REPORT_DIR/predictions/ (annotated frames of "
                           "Cityscapes clips, every evaluated frame otherwise)")
-    out.add_argument("--audit-every", type=int, default=0, metavar="K",
+    out.add_argument("--audit-every", type=int, default=None, metavar="K",
                      help="also run the dense model on every K-th evaluated frame (not timed, not counted) and "
-                          "record how far BlockCopy's output is from it: dense_agreement, dense_kl (0: off)")
+                          "record how far BlockCopy's output is from it: dense_agreement, dense_kl (0: off; "
+                          f"default: {VIDEO_AUDIT_EVERY} for videos, which have no labels, else off)")
     out.add_argument("--fast", action="store_true", help="speed mode: no metrics and no MAC counting")
     out.add_argument("--timings", action="store_true", help="print the time spent per stage")
     out.add_argument("--resume", action="store_true",
@@ -104,11 +120,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.data is None:
-        args.data = "cityscapes" if args.cityscapes_dir else "demo" if args.demo_dir else "synthetic"
+        args.data = ("cityscapes" if args.cityscapes_dir else "demo" if args.demo_dir else "video" if args.video
+                     else "synthetic")
     if args.data == "cityscapes" and not args.cityscapes_dir:
         parser.error("--data cityscapes needs --cityscapes-dir")
     if args.data == "demo" and not args.demo_dir:
         parser.error("--data demo needs --demo-dir")
+    if args.data == "video" and not args.video:
+        parser.error("--data video needs --video")
+    if args.audit_every is None:
+        args.audit_every = VIDEO_AUDIT_EVERY if args.data == "video" else 0
+    for flag in ("segment_length", "stride", "max_frames"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1")
+    if (args.start or 0) < 0 or (args.end is not None and args.end <= (args.start or 0)):
+        parser.error("--start and --end must satisfy 0 <= start < end (seconds)")
     if args.model_checkpoint and args.random_weights:
         parser.error("--model-checkpoint and --random-weights exclude each other")
     args.model_backbone = {"rn18": "resnet18", "rn34": "resnet34", "rn50": "resnet50"}.get(

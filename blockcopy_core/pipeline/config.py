@@ -15,6 +15,7 @@ from ..blockcopy import BlockCopyModel
 from ..models import TOTAL_STRIDE, build_swiftnet, fold_batchnorm
 from ..settings import BlockCopySettings
 from .runner import ClipRunner, FrameOutput
+from .video_output import VideoOutputWriter
 from .visualize import FrameWriter, PredictionWriter
 
 
@@ -75,8 +76,8 @@ def build_model(config: RunnerConfig, state_dict: dict[str, torch.Tensor], devic
 def outputs(config: RunnerConfig) -> list[FrameOutput]:
     """Writers of pictures and prediction files the configuration asks for."""
     writers = []
-    if config.output_dir:
-        writers.append(FrameWriter(config.output_dir))
+    if config.output_dir:  # pictures and a GIF per clip; an overlay video per video file
+        writers += [FrameWriter(config.output_dir), VideoOutputWriter(config.output_dir)]
     if config.predictions_dir:
         writers.append(PredictionWriter(config.predictions_dir))
     return writers

@@ -27,6 +27,8 @@ import torch
 
 from ..data import Clip, FrameReadError, build_clips
 from ..data.synthetic import EVAL_FIRST, WARMUP_FIRST
+from ..data.video import video_clips
+from ..data.videofiles import VideoInputError
 from ..metrics import ConfusionMatrix, format_iou_table
 from ..models import CheckpointError, build_swiftnet, load_checkpoint
 from ..policies import POLICIES_THAT_LEARN
@@ -42,6 +44,7 @@ from .config import RunnerConfig
 from .executor import Executor, InlineExecutor, batches, import_ray_executor
 from .exits import ExitStatus, Refused, resume_command, stop_on_sigterm
 from .progress import Progress
+from .video_output import stitch_videos
 from .warmup import default_warmup_count, run_warmup
 
 log = logging.getLogger("blockcopy")
@@ -69,6 +72,7 @@ class Plan:
     eval_clips: list[Clip]
     warmup_clips: list[Clip]  # the learned policy's
     weights: dict[str, torch.Tensor]
+    unreadable: list[VideoInputError]  # videos that cannot run: each recorded as a failed clip
 
 
 @dataclass
@@ -125,8 +129,15 @@ def make_clips(args: argparse.Namespace, count: int | None) -> list[Clip]:
 
 
 def source_clips(args: argparse.Namespace, mode: str) -> list[Clip]:
+    if args.data == "video":
+        return video_source(args)[0]
     return build_clips(args.data, cityscapes_dir=args.cityscapes_dir, mode=mode, demo_dir=args.demo_dir,
                        clip_length=args.clip_length)
+
+
+def video_source(args: argparse.Namespace) -> tuple[list[Clip], list[VideoInputError]]:
+    """One clip per segment of every readable video of ``--video``, and the errors of the unreadable ones."""
+    return video_clips(args.video, args.segment_length, args.max_frames, args.start, args.end, args.stride)
 
 
 def make_warmup_clips(args: argparse.Namespace, eval_clips: list[Clip]) -> list[Clip]:
@@ -180,7 +191,11 @@ def log_results(clips: pa.Table, summary: dict, confusion: ConfusionMatrix, timi
     if confusion.counts.sum():
         log.info("Per-class IoU:\n%s", format_iou_table(confusion))
     log.info("Number of images: %d", summary["num_frames"])
-    log.info("Mean IoU %.2f", summary["mean_iou"])
+    if confusion.counts.sum():
+        log.info("Mean IoU %.2f", summary["mean_iou"])
+    else:
+        log.info("Mean IoU: not measured, no frame has a label (the agreement with the dense model, with "
+                 "--audit-every, measures fidelity to the dense model, not accuracy)")
     log.info("Computational cost (avg per img): %.3f GMACs", summary["gmacs_per_frame"])
     log.info("Average FPS: %.2f", summary["fps"])
     log.info("FPS per actor (model time only): %.2f", summary["fps_per_actor"])
@@ -241,7 +256,12 @@ def prepare(args: argparse.Namespace, run_id: str, report_dir: str) -> Plan:
     """Everything checked before compute, bad input refused (:class:`Refused`): the clips, the weights, and last
     the run folder claimed for them (writable, locked, a run of its own or the same run resumed)."""
     try:
-        eval_clips = make_clips(args, eval_count(args))
+        eval_clips, unreadable = make_clips(args, eval_count(args)), []
+        if args.data == "video":
+            eval_clips, unreadable = video_source(args)
+            eval_clips = eval_clips[: eval_count(args)]
+            if not eval_clips:
+                raise ValueError(f"no readable video: {'; '.join(map(str, unreadable))}")
         size = model_input_size(eval_clips[0], args.res) if args.block_policy != "static" else None
         if size is not None:
             check_block_size(args.blockcopy.block_size, size)
@@ -249,7 +269,8 @@ def prepare(args: argparse.Namespace, run_id: str, report_dir: str) -> Plan:
         warmup_clips = make_warmup_clips(args, eval_clips) if learns else []
         weights = initial_weights(args)
         manifest = Manifest.create(run_id, result_settings(args), eval_clips, git_commit())
-        return Plan(open_run(report_dir, manifest, resume=args.resume), eval_clips, warmup_clips, weights)
+        return Plan(open_run(report_dir, manifest, resume=args.resume), eval_clips, warmup_clips, weights,
+                    unreadable)
     except INPUT_ERRORS as exc:
         raise Refused(exc) from exc
 
@@ -269,8 +290,12 @@ def run(args: argparse.Namespace, plan: Plan) -> ExitStatus:
     run_config = {**vars(args), "run_id": run_id, "report_dir": report_dir, "runner": asdict(config)}
     del run_config["blockcopy"]  # its fields are the block_* flags, already there
     writer = RunWriter(report_dir, run_id, run_config)
+    writer.append([ClipResult(Path(error.path).name, "eval", status="failed", error=str(error))
+                   for error in plan.unreadable])
     # Nothing left to run (an interrupted run whose clips all finished): the summary, with no speed measured.
     session = evaluate(args, config, writer, todo, plan) if todo else Session()
+    if args.output_dir:
+        stitch_videos(args.output_dir, plan.eval_clips)
 
     clips = read_table(report_dir, "clips")
     figures, confusion = aggregate_clips(clips, args.blockcopy.block_num_classes)

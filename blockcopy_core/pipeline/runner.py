@@ -9,23 +9,48 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import Clip, Frame, iter_frames
+from ..data import Clip, Frame, FrameReadError, iter_frames
 from ..data.transforms import normalize, pad_to_multiple, resize_image, target_size
 from ..macs import count_macs
 from ..metrics import ConfusionMatrix
 from ..reporting.results import ClipResult, FrameResult
 from .audit import dense_fidelity
 from .prefetch import prefetch
+
+T = TypeVar("T")
+
+
+def resident_mb() -> float:
+    """This process's resident memory now, in MB (NaN where /proc is not there)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return math.nan
+
+
+def timed(items: Iterator[T], seconds: list[float]) -> Iterator[T]:
+    """``items``, adding the time each takes to produce to ``seconds[0]`` (in the thread that produces them)."""
+    while True:
+        tick = time.perf_counter()
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        finally:
+            seconds[0] += time.perf_counter() - tick
+        yield item
 
 
 def clip_seed(seed: int, clip_id: str) -> int:
@@ -109,16 +134,20 @@ class ClipRunner:
                 return [ClipResult(clips[0].clip_id, phase, status="failed", error=error)]
             return [result for clip in clips for result in self._run_or_record([clip], phase)]
 
-    def _frames(self, clip: Clip) -> Iterator[Frame]:
+    def _frames(self, clip: Clip, decode_seconds: list[float]) -> Iterator[Frame]:
         if self._looped_frames is not None:
             return iter(self._looped_frames)
-        return prefetch(iter_frames(clip), self.prefetch_depth)
+        return prefetch(timed(iter_frames(clip), decode_seconds), self.prefetch_depth)
 
     def _run_batch(self, clips: list[Clip], phase: str, measure: bool) -> list[ClipResult]:
         lengths = {clip.num_frames for clip in clips}
         if len(lengths) != 1:
             raise ValueError(f"clips run side by side must have equal lengths, got {sorted(lengths)}")
         results = [ClipResult(clip.clip_id, phase) for clip in clips]
+        for result, clip in zip(results, clips):
+            if clip.video is not None:
+                result.video, result.segment = clip.video.video_id, clip.video.segment_index
+                result.start_frame, result.source_fps = clip.video.start_frame, clip.video.fps
         outputs = self.outputs if phase == "eval" else []
         confusions = [ConfusionMatrix(self.num_classes) for _ in clips]
         labelled = [False] * len(clips)
@@ -127,10 +156,18 @@ class ClipRunner:
         self.stage_seconds.clear()
         start = time.perf_counter()
         compute = 0.0
-        streams = [self._frames(clip) for clip in clips]
+        decode_seconds = [[0.0] for _ in clips]
+        streams = [self._frames(clip, seconds) for clip, seconds in zip(clips, decode_seconds)]
+        peak_mb, failure, size = resident_mb(), None, (0, 0)
         for index in range(lengths.pop()):
             tick = time.perf_counter()
-            frames = [next(stream) for stream in streams]
+            try:
+                frames = [next(stream) for stream in streams]
+            except FrameReadError as exc:
+                if len(clips) > 1:
+                    raise  # the clips run again one by one, so only the broken one fails
+                failure = f"{type(exc).__name__}: {exc}"  # the frames decoded so far stay recorded
+                break
             batch, size = self._prepare(frames)
             self.stage_seconds["load"] += time.perf_counter() - tick
 
@@ -150,7 +187,8 @@ class ClipRunner:
                 results[i].frames.append(FrameResult(
                     index, frame.name, 1.0 if fractions is None else float(fractions[i]), macs / len(frames) / 1e9,
                     1000 * seconds, policy_gmacs,
-                    float(agreement[i]) if audited else math.nan, float(kl[i]) if audited else math.nan))
+                    float(agreement[i]) if audited else math.nan, float(kl[i]) if audited else math.nan,
+                    clip.video.frame_indices[index] if clip.video is not None else -1))
                 if not (measure or outputs):
                     continue
                 out_size = frame.label.shape if frame.label is not None else frame.image.shape[:2]
@@ -161,17 +199,24 @@ class ClipRunner:
                 for output in outputs:
                     output.add_frame(clip, frame, prediction, None if grid is None else grid[i].cpu())
             self.stage_seconds["metrics"] += time.perf_counter() - tick
+            peak_mb = max(peak_mb, resident_mb())
         for clip in clips:
             for output in outputs:
                 output.finish_clip(clip)
         wall = time.perf_counter() - start
         for result, confusion, has_labels in zip(results, confusions, labelled, strict=True):
             result.num_frames = len(result.frames)
+            result.peak_rss_mb = peak_mb
+            if failure is not None:
+                result.status, result.error = "failed", failure
             result.wall_s = wall
             result.compute_s = compute / len(clips)
             result.height, result.width = size
             result.timings = {stage: seconds / len(clips) for stage, seconds in self.stage_seconds.items()}
             result.confusion = confusion.to_flat() if has_labels else None
+        for result, clip, seconds in zip(results, clips, decode_seconds):
+            if clip.video is not None:
+                result.decode_s = seconds[0]
         return results
 
     def _prepare(self, frames: list[Frame]) -> tuple[torch.Tensor, tuple[int, int]]:

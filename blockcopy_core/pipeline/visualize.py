@@ -27,13 +27,16 @@ def grid_overlay(image: np.ndarray, grid: torch.Tensor) -> np.ndarray:
 
 class FrameWriter:
     """Writes per evaluated frame the input, its colourised prediction and (for BlockCopy) the execution grid
-    over the input, and per clip an animated GIF of the prediction blended over the input."""
+    over the input, and per clip an animated GIF of the prediction blended over the input. Not for video files
+    (``video_output.VideoOutputWriter`` writes their overlay videos)."""
 
     def __init__(self, output_dir: str | os.PathLike):
         self.output_dir = Path(output_dir)
         self._animation: list[Image.Image] = []
 
     def add_frame(self, clip: Clip, frame: Frame, prediction: np.ndarray, grid: torch.Tensor | None) -> None:
+        if clip.video is not None:
+            return
         folder = self.output_dir / clip.clip_id
         folder.mkdir(parents=True, exist_ok=True)
         stem = Path(frame.name).name
@@ -59,8 +62,9 @@ class PredictionWriter:
     """Writes Cityscapes-format predictions (labelId PNGs at the frame's full resolution).
 
     Cityscapes clips: only the annotated frame (the clip's last), named ``<city>_<seq>_<frame>_pred_labelIds.png``
-    under ``<city>/``, as the official evaluation script and benchmark server match them; other sources: every
-    evaluated frame, under ``<clip_id>/``.
+    under ``<city>/``, as the official evaluation script and benchmark server match them; video files: every
+    frame, under ``<video_id>/`` named by its index in the video; other sources: every evaluated frame, under
+    ``<clip_id>/``.
     """
 
     def __init__(self, predictions_dir: str | os.PathLike):
@@ -74,7 +78,7 @@ class PredictionWriter:
             prefix = stem.removesuffix("_leftImg8bit")
             path = self.predictions_dir / prefix.split("_")[0] / f"{prefix}_pred_labelIds.png"
         else:
-            path = self.predictions_dir / clip.clip_id / f"{stem}.png"
+            path = self.predictions_dir / (clip.video.video_id if clip.video else clip.clip_id) / f"{stem}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(train_ids_to_label_ids(prediction)).save(path)
 

@@ -89,10 +89,12 @@ def differences(recorded: Manifest, now: Manifest, kept: set[str]) -> list[str]:
 
 
 def clip_fingerprint(clip: Clip) -> str:
-    """A digest of what a clip's rows come from: its source, its files (path, size, modification time) or its
-    synthetic spec. A file that is missing counts as such."""
-    files = [(path, *_stat(path)) for path in (*clip.frame_paths, *clip.label_paths) if path]
-    identity = json.dumps([clip.source, asdict(clip.synthetic) if clip.synthetic else None, files])
+    """A digest of what a clip's rows come from: its source, its files (path, size, modification time), its
+    synthetic spec or its video segment (with the video file's). A file that is missing counts as such."""
+    paths = [clip.video.path] if clip.video else [*clip.frame_paths, *clip.label_paths]
+    files = [(path, *_stat(path)) for path in paths if path]
+    spec = clip.synthetic or clip.video
+    identity = json.dumps([clip.source, asdict(spec) if spec else None, files])
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 

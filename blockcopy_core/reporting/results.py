@@ -19,6 +19,7 @@ class FrameResult:
     policy_gmacs: float = 0.0
     dense_agreement: float = math.nan  # audited frames only (see --audit-every)
     dense_kl: float = math.nan
+    video_frame: int = -1  # the frame's index within its video file (-1: not from a video file)
 
 
 @dataclass
@@ -36,6 +37,14 @@ class ClipResult:
     height: int = 0  # input size fed to the model, before padding
     width: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, this clip's share
+    peak_rss_mb: float = math.nan  # the process's peak resident memory while it ran the clip
+    # Video segments only: the video's id, the segment's index and first frame in it, the video's frame rate,
+    # and the seconds spent decoding the segment's frames (in the background thread that reads ahead).
+    video: str = ""
+    segment: int = -1
+    start_frame: int = -1
+    source_fps: float = math.nan
+    decode_s: float = math.nan
     confusion: list[int] | None = None
     frames: list[FrameResult] = field(default_factory=list)
 

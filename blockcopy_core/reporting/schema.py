@@ -30,13 +30,14 @@ CLIPS_SCHEMA = pa.schema([
     ("num_frames", pa.int32()), ("height", pa.int32()), ("width", pa.int32()),
     ("exec_fraction", pa.float64()), ("gmacs_per_frame", pa.float64()),
     ("policy_gmacs_per_frame", pa.float64()), ("compute_s", pa.float64()), ("wall_s", pa.float64()),
-    ("confusion", pa.list_(pa.int64())),
+    ("confusion", pa.list_(pa.int64())), ("peak_rss_mb", pa.float64()), ("video", pa.string()),
+    ("segment", pa.int32()), ("start_frame", pa.int64()), ("source_fps", pa.float64()), ("decode_s", pa.float64()),
 ])
 FRAMES_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("clip_id", pa.string()), ("phase", pa.string()), ("frame_index", pa.int32()),
     ("name", pa.string()), ("exec_fraction", pa.float64()), ("gmacs", pa.float64()),
     ("policy_gmacs", pa.float64()), ("latency_ms", pa.float64()), ("dense_agreement", pa.float64()),
-    ("dense_kl", pa.float64()),
+    ("dense_kl", pa.float64()), ("video", pa.string()), ("video_frame", pa.int64()),
 ])
 VERSIONED_LIBRARIES = ("python", "torch", "numpy", "pyarrow", "ray")
 SUMMARY_SCHEMA = pa.schema([

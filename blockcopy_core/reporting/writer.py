@@ -77,12 +77,14 @@ class RunWriter:
             "height": r.height, "width": r.width, "exec_fraction": r.exec_fraction,
             "gmacs_per_frame": r.gmacs_per_frame,
             "policy_gmacs_per_frame": r.policy_gmacs_per_frame, "compute_s": r.compute_s, "wall_s": r.wall_s,
-            "confusion": r.confusion or [],
+            "confusion": r.confusion or [], "peak_rss_mb": r.peak_rss_mb, "video": r.video, "segment": r.segment,
+            "start_frame": r.start_frame, "source_fps": r.source_fps, "decode_s": r.decode_s,
         } for r in results]
         frames = [{
             "run_id": self.run_id, "clip_id": r.clip_id, "phase": r.phase, "frame_index": f.frame_index,
             "name": f.name, "exec_fraction": f.exec_fraction, "gmacs": f.gmacs, "policy_gmacs": f.policy_gmacs,
             "latency_ms": f.latency_ms, "dense_agreement": f.dense_agreement, "dense_kl": f.dense_kl,
+            "video": r.video, "video_frame": f.video_frame,
         } for r in results for f in r.frames]
         part = f"part-{uuid.uuid4().hex}.parquet"
         frames_path, clips_path = self.report_dir / "frames" / part, self.report_dir / "clips" / part

@@ -4,6 +4,7 @@ Also the command line behind ``python -m blockcopy_core.data.synthetic``::
 
     python -m blockcopy_core.data.synthetic --export-cityscapes DIR --num-clips 4 --clip-length 20
     python -m blockcopy_core.data.synthetic --export-demo DIR --ext jpg
+    python -m blockcopy_core.data.synthetic --export-video street.mp4 --clip-length 300 --height 576 --width 768
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from blockcopy_core.constants import TRAIN_ID_TO_LABEL_ID
 from blockcopy_core.data.clips import Clip
 from blockcopy_core.data.scene import SyntheticClipSpec, render_clip
 from blockcopy_core.data.synthetic.source import synthetic_clips
+from blockcopy_core.data.synthetic.video import write_synthetic_video
 
 CITYSCAPES_SEQUENCE_LENGTH = 20  # the annotated frame is the 20th of a Cityscapes snippet (frame number 19)
 _SAVE_OPTIONS = dict(compress_level=1, quality=95)  # fast PNG (still lossless), high-quality JPEG
@@ -80,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--export-cityscapes", metavar="DIR", help="write the Cityscapes video layout here")
     target.add_argument("--export-demo", metavar="DIR", help="write a folder of images here")
+    target.add_argument("--export-video", metavar="FILE", help="write one scene of --clip-length frames as an H.264 "
+                                                                "video here (a still camera unless --panning)")
     parser.add_argument("--num-clips", type=int, default=10)
     parser.add_argument("--first-clip", type=int, default=0)
     parser.add_argument("--clip-length", type=int, default=CITYSCAPES_SEQUENCE_LENGTH)
@@ -88,7 +92,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", default="val", help="Cityscapes split folder name")
     parser.add_argument("--ext", default="png", help="demo image format: png or jpg")
+    parser.add_argument("--fps", type=float, default=25, help="video frame rate")
+    parser.add_argument("--panning", action="store_true", help="video: a camera that pans")
     args = parser.parse_args(argv)
+    if args.export_video:
+        write_synthetic_video(args.export_video, args.clip_length, args.height, args.width, args.fps, args.seed,
+                              args.panning)
+        return
     clips = synthetic_clips(args.num_clips, args.clip_length, args.height, args.width, args.seed, args.first_clip)
     if args.export_cityscapes:
         export_cityscapes(args.export_cityscapes, clips, args.split)
