@@ -1,5 +1,8 @@
 """End-to-end runs of the inline evaluation job on tiny synthetic clips."""
 
+import hashlib
+import re
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -9,7 +12,7 @@ from blockcopy_core.data import build_clips, iter_frames
 from blockcopy_core.data.synthetic import export_demo
 from blockcopy_core.metrics import ConfusionMatrix
 from blockcopy_core.models import SYNTHETIC_CHECKPOINT, build_swiftnet, fold_batchnorm, load_checkpoint
-from blockcopy_core.reporting import read_summary, read_table
+from blockcopy_core.reporting import read_summary, read_table, writer
 from jobs import evaluate
 
 TINY = ["--executor", "inline", "--res", "64", "--clip-length", "3", "--num-clips-eval", "2", "--workers", "1",
@@ -31,7 +34,9 @@ def test_default_synthetic_run_prints_summary_and_writes_parquet(tmp_path, capsy
     assert (row["num_clips"], row["num_frames"], row["num_clips_failed"]) == (2, 6, 0)
     assert (row["height"], row["width"]) == (64, 128)
     assert row["policy"] == "static" and row["exec_fraction"] == 1.0
-    assert row["config"]["seed"] == 5 and row["checkpoint"] == str(SYNTHETIC_CHECKPOINT)
+    assert row["config"]["seed"] == 5 and row["checkpoint"] == "pretrained/swiftnet_rn18_synthetic.pth"
+    assert row["checkpoint_sha256"] == hashlib.sha256(SYNTHETIC_CHECKPOINT.read_bytes()).hexdigest()
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?|source:[0-9a-f]{12}", row["git_commit"])
     # static SwiftNet-RN18 at 64x128 is 1/256 of its 1024x2048 cost
     assert row["gmacs_per_frame"] == pytest.approx(103.57 / 256, rel=0.01)
     assert 0.0 <= row["mean_iou"] <= 100.0
@@ -138,3 +143,15 @@ def test_half_precision_and_single_clip_loop(tmp_path):
     frames = read_table(tmp_path / "loop", "frames").to_pylist()
     first_clip = {f["name"] for f in frames if f["clip_id"] == frames[0]["clip_id"]}
     assert {f["name"] for f in frames} == first_clip  # every clip ran the first clip's frames
+
+
+def test_outside_a_git_checkout_the_code_is_named_by_its_sources(monkeypatch, tmp_path):
+    # as under `ray job submit`, whose uploaded working directory has no .git
+    monkeypatch.setattr(writer, "git_commit", lambda repo: "")
+    version = writer.code_version()
+    assert re.fullmatch(r"source:[0-9a-f]{12}", version) and writer.code_version() == version
+    (tmp_path / "blockcopy_core").mkdir()
+    (tmp_path / "blockcopy_core" / "a.py").write_text("x = 1\n")
+    first = writer.source_digest(tmp_path)
+    (tmp_path / "blockcopy_core" / "a.py").write_text("x = 2\n")
+    assert writer.source_digest(tmp_path) != first

@@ -24,7 +24,21 @@ def test_output_dir_has_pictures_per_frame_and_an_animation_per_clip(tmp_path):
     for folder in clip_dirs:
         assert len(list(folder.glob("*_input.jpg"))) == len(list(folder.glob("*_pred.png"))) == 3
         with Image.open(folder / f"{folder.name}.gif") as gif:
-            assert gif.n_frames == 3
+            assert gif.n_frames == 3 and gif.width == 2 * 128  # the dense model: input and prediction panels
+
+
+def test_blockcopy_animation_frames_are_three_panels_with_a_legend(tmp_path):
+    out = tmp_path / "out"
+    assert evaluate.main([*SYNTHETIC, "--block-policy", "random", "--block-size", "32", "--report-dir",
+                          str(tmp_path / "run"), "--output-dir", str(out)]) == 0
+    folder = sorted(out.iterdir())[0]
+    inputs, panels = sorted(folder.glob("*_input.jpg")), sorted(folder.glob("*_panels.png"))
+    assert len(inputs) == len(panels) == len(list(folder.glob("*_grid.jpg"))) == 3
+    with Image.open(inputs[0]) as frame, Image.open(panels[0]) as picture:
+        assert frame.size == (128, 64)
+        assert picture.width == 3 * frame.width and picture.height > frame.height  # captions above, legend below
+    with Image.open(folder / f"{folder.name}.gif") as gif:
+        assert gif.n_frames == 3 and gif.size == picture.size
 
 
 def test_synthetic_predictions_for_every_frame_as_label_ids(tmp_path):

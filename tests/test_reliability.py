@@ -26,7 +26,7 @@ TINY = ["--res", "64", "--clip-length", "2", "--num-clips-eval", "4", "--block-p
         "--block-size", "32", "--seed", "3"]
 INLINE = [*TINY, "--executor", "inline"]
 # Columns that say where and how fast a clip ran, not what it computed.
-RUN_DEPENDENT = {"run_id", "actor", "node", "compute_s", "wall_s", "latency_ms"}
+RUN_DEPENDENT = {"run_id", "actor", "node", "compute_s", "wall_s", "latency_ms", "peak_rss_mb", "decode_s"}
 
 
 def rows(report_dir: Path, table: str) -> list[dict]:
@@ -152,13 +152,15 @@ def test_a_crash_aborts_with_status_3_and_its_traceback(tmp_path, capsys, monkey
 
 
 def test_a_killed_driver_resumed_gives_the_undisturbed_rows(tmp_path):
-    assert evaluate.main([*INLINE, "--report-dir", str(tmp_path / "undisturbed")]) == 0
+    longer = [*INLINE, "--num-clips-eval", "12"]  # so the kill surely comes before the end
+    assert evaluate.main([*longer, "--report-dir", str(tmp_path / "undisturbed")]) == 0
     report, log = tmp_path / "run", tmp_path / "job.log"
-    process = start_job([*INLINE, "--report-dir", str(report)], log)
+    process = start_job([*longer, "--report-dir", str(report)], log)
     wait_for_first_batch(process, report, log)
     process.kill()  # kill -9: no handler runs, the lock and any half-written batch stay behind
     process.wait()
-    assert evaluate.main([*INLINE, "--report-dir", str(report), "--resume"]) == 0
+    assert read_table(report, "clips").num_rows < 12
+    assert evaluate.main([*longer, "--report-dir", str(report), "--resume"]) == 0
     for table in ("clips", "frames"):
         assert rows(report, table) == rows(tmp_path / "undisturbed", table)
 

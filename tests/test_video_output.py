@@ -11,8 +11,11 @@ from blockcopy_core.data.encode import VideoEncoder
 from blockcopy_core.data.synthetic import write_synthetic_video
 from blockcopy_core.labels import colorize
 from blockcopy_core.pipeline import video_output
+from blockcopy_core.pipeline.legend import font_size, legend_for
 from blockcopy_core.pipeline.video_output import (
     GRID_COLOUR,
+    OUTLINE_MARKER,
+    OUTLINE_NOTE,
     VideoOutputWriter,
     blend,
     outline_blocks,
@@ -42,6 +45,12 @@ def _run(writer, clips):
         writer.finish_clip(clip)
 
 
+def _frame_size(path) -> tuple[int, int]:
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        return frame.height, frame.width
+
+
 def _count(path) -> tuple[int, float]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -49,11 +58,13 @@ def _count(path) -> tuple[int, float]:
 
 
 def test_each_segment_becomes_an_overlay_video_and_the_video_one_file(clips, tmp_path, monkeypatch):
-    writer = VideoOutputWriter(tmp_path, save_predictions=True)
+    writer = VideoOutputWriter(tmp_path, save_predictions=True, legend="below")
     _run(writer, clips)
     segments = [clip.video for clip in clips]
     assert [_count(segment_overlay_path(tmp_path, s)) for s in segments] == [(20, 15.0), (3, 15.0)]  # 30 fps / 2
     assert not list(tmp_path.rglob("*.partial.*"))
+    band = legend_for(W, OUTLINE_NOTE, OUTLINE_MARKER, font_size(W)).height  # the legend below each frame
+    assert [_frame_size(segment_overlay_path(tmp_path, s)) for s in segments] == [(H + band, W)] * 2
     monkeypatch.setattr(video_output, "_reencode", None)  # one run's segments join without re-encoding
     dest = stitch_video(tmp_path, segments[::-1])
     assert dest == overlay_path(tmp_path, "road") == tmp_path / "videos" / "road.mp4"
@@ -80,15 +91,45 @@ def test_overlay_blends_class_colours_and_outlines_executed_blocks():
 
 
 def test_a_rerun_restarts_its_segment_and_failed_ones_leave_nothing(clips, tmp_path):
-    writer = VideoOutputWriter(tmp_path, show_grid=False)
+    writer = VideoOutputWriter(tmp_path, show_grid=False, legend=None)
     frames = list(iter_frames(clips[0]))
     for frame in frames[:5]:  # the batch fails after five frames ...
         writer.add_frame(clips[0], frame, _prediction(0), None)
     _run(writer, clips[:1])  # ... and the clip is run again on its own
     assert _count(segment_overlay_path(tmp_path, clips[0].video))[0] == 20
+    assert _frame_size(segment_overlay_path(tmp_path, clips[0].video)) == (H, W)  # no legend band
     writer.add_frame(clips[1], next(iter_frames(clips[1])), _prediction(0), None)
     writer.close()  # clip 1 never finished
     assert not segment_overlay_path(tmp_path, clips[1].video).exists() and not list(tmp_path.rglob("*.partial.*"))
+
+
+def test_the_legend_goes_in_the_corner_where_it_fits_and_lights_the_classes_present(tmp_path, monkeypatch):
+    encoded: list[list[np.ndarray]] = []  # per encoder, its frames
+
+    class Recorder:
+        def __init__(self, *args: object):
+            encoded.append([])
+
+        def add(self, image: np.ndarray) -> None:
+            encoded[-1].append(image.copy())
+
+    monkeypatch.setattr(video_output, "VideoEncoder", Recorder)
+    clip = build_clips("video", video_paths=[write_synthetic_video(tmp_path / "big.mp4", 2, 384, 640, fps=10)])[0]
+    grid = torch.tensor([[True, False], [False, False]])
+    for legend in ("corner", None):
+        writer = VideoOutputWriter(tmp_path, legend=legend)
+        for frame in iter_frames(clip):
+            writer.add_frame(clip, frame, np.full((384, 640), 13, np.uint8), grid)
+    marked, plain = encoded
+    assert [f.shape for f in marked] == [f.shape for f in plain] == [(384, 640, 3)] * 2  # the size is kept
+    box = legend_for(320, OUTLINE_NOTE, OUTLINE_MARKER, font_size(640))
+    changed = (marked[0] != plain[0]).any(2)
+    assert changed[-box.height :, :320].mean() > 0.5 and not changed[: 384 - box.height].any()
+    car, road = (box.boxes[index] for index in (13, 0))
+    lit, dim = (marked[0][-box.height :, :320][region][:, :4].max() for region in (car, road))  # in the swatches
+    assert lit > dim
+    with pytest.raises(ValueError, match="legend must be"):
+        VideoOutputWriter(tmp_path, legend="top")
 
 
 def test_non_video_clips_are_ignored(tmp_path):

@@ -18,11 +18,25 @@ from ..settings import BlockCopySettings, add_arguments
 VIDEO_AUDIT_EVERY = 10  # videos have no labels: compare every 10th frame with the dense model by default
 
 
+class HelpWithDefaults(argparse.HelpFormatter):
+    """Adds "(default: X)" to a flag's help where it tells something: not for defaults that are unset (None, off)
+    or that the help text already describes."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unset = action.default in (None, False, argparse.SUPPRESS)
+        if unset or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m jobs.evaluate",
         description="Evaluate SwiftNet, static or with BlockCopy, over video clips: mIoU, GMACs per frame and FPS.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Exit status: 0 every clip ran, 1 some clips failed, 2 refused before compute, 3 aborted "
+               "(docs/reliability.md).",
+        formatter_class=HelpWithDefaults,
     )
     data = parser.add_argument_group("data")
     data.add_argument("--data", choices=SOURCES, default=None,
@@ -63,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--stride", type=int, default=1, metavar="K", help="run every K-th frame")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--model-backbone", choices=BACKBONES + ("rn18", "rn34", "rn50"), default="resnet18")
+    model.add_argument("--model-backbone", choices=BACKBONES + ("rn18", "rn34", "rn50"), default="resnet18",
+                       help="SwiftNet's ResNet encoder; it must match --model-checkpoint")
     model.add_argument("--num-classes", type=int, dest="block_num_classes", metavar="K",
                        default=BlockCopySettings.block_num_classes,
                        help="classes of SwiftNet's output (the learned policy reads as many class maps)")
@@ -113,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     ray_group.add_argument("--gpus-per-actor", type=float, default=1, help="GPUs per actor (may be fractional)")
     ray_group.add_argument("--max-actor-restarts", type=int, default=3,
                            help="times a dead actor is restarted and its clips re-run before they count as failed")
+    ray_group.add_argument("--debug", action="store_true",
+                           help="print the traceback of known errors too (bad input, interruptions)")
     return parser
 
 

@@ -36,6 +36,9 @@ class Executor(Protocol):
 
     def load_policy_state(self, state: bytes) -> None: ...
 
+    def frames_done(self) -> int:
+        """Frames run so far, all phases, counted as they run (a re-run clip's twice): for progress only."""
+
     def close(self) -> None: ...
 
 
@@ -55,6 +58,14 @@ class InlineExecutor:
 
     def __init__(self, config: RunnerConfig, state_dict: dict[str, torch.Tensor]):
         self.runner = build_runner(config, state_dict)
+        self._frames = 0
+        self.runner.on_frame = self._count
+
+    def _count(self, frames: int) -> None:
+        self._frames += frames
+
+    def frames_done(self) -> int:
+        return self._frames
 
     def run_phase(self, batches: list[list[Clip]], phase: str, on_results: ResultSink) -> None:
         for batch in batches:

@@ -37,7 +37,7 @@ from ..reporting.reader import aggregate_audit, aggregate_clips, read_table
 from ..reporting.results import ClipResult
 from ..reporting.runfolder import RunFolder, open_run
 from ..reporting.schema import POLICY_FILE, summary_row
-from ..reporting.writer import RunWriter, git_commit, provenance
+from ..reporting.writer import PACKAGE_ROOT, RunWriter, code_version, provenance
 from .checks import check_block_size, model_input_size
 from .cli import parse_args
 from .config import RunnerConfig
@@ -59,7 +59,7 @@ INPUT_ERRORS = (ValueError, OSError, CheckpointError, FrameReadError)
 # listed here). ``blockcopy`` is the block_* flags again, as one object.
 NOT_RESULT_AFFECTING = frozenset({
     "executor", "address", "num_actors", "cpus_per_actor", "gpus_per_actor", "max_actor_restarts", "device",
-    "prefetch", "timings", "output_dir", "save_predictions", "report_dir", "resume", "block_policy_verbose",
+    "prefetch", "timings", "output_dir", "save_predictions", "report_dir", "resume", "block_policy_verbose", "debug",
     "blockcopy",
 })
 
@@ -215,6 +215,15 @@ def result_settings(args: argparse.Namespace) -> dict:
     return settings
 
 
+def shown_path(path: str | None) -> str:
+    """A file as reports name it: relative to the package's checkout when inside it (the shipped checkpoint under
+    ``ray job submit`` would otherwise be named by Ray's temporary copy of the working directory)."""
+    if not path:
+        return ""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(PACKAGE_ROOT)) if resolved.is_relative_to(PACKAGE_ROOT) else path
+
+
 def eval_count(args: argparse.Namespace) -> int | None:
     if args.num_clips_eval >= 0:
         return args.num_clips_eval
@@ -237,12 +246,13 @@ def main(argv: list[str] | None = None) -> int:
                 return run(args, plan)
             except KeyboardInterrupt as exc:
                 log.error("interrupted (%s): the clips finished so far are recorded in %s; continue with:\n  %s",
-                          str(exc) or "SIGINT", report_dir, resume_command(argv, report_dir))
+                          str(exc) or "SIGINT", report_dir, resume_command(argv, report_dir),
+                          exc_info=exc if args.debug else None)
             except OSError as exc:  # the report cannot be written (disk full, folder removed, ...)
                 log.error("error: cannot write the report in %s: %s", report_dir, exc)
             return ExitStatus.ABORTED
     except Refused as exc:
-        log.error("error: %s", exc)
+        log.error("error: %s", exc, exc_info=exc.__cause__ if args.debug else None)
         return ExitStatus.REFUSED
     except KeyboardInterrupt as exc:  # before the run folder was claimed: nothing ran
         log.error("interrupted (%s) before any compute", str(exc) or "SIGINT")
@@ -268,7 +278,7 @@ def prepare(args: argparse.Namespace, run_id: str, report_dir: str) -> Plan:
         learns = args.block_policy in POLICIES_THAT_LEARN
         warmup_clips = make_warmup_clips(args, eval_clips) if learns else []
         weights = initial_weights(args)
-        manifest = Manifest.create(run_id, result_settings(args), eval_clips, git_commit())
+        manifest = Manifest.create(run_id, result_settings(args), eval_clips, code_version())
         return Plan(open_run(report_dir, manifest, resume=args.resume), eval_clips, warmup_clips, weights,
                     unreadable)
     except INPUT_ERRORS as exc:
@@ -287,11 +297,14 @@ def run(args: argparse.Namespace, plan: Plan) -> ExitStatus:
         log.info("run %s is complete: nothing to run, its report in %s stays as it is", run_id, report_dir)
         return ExitStatus.OK
     config = runner_config(args, report_dir)
-    run_config = {**vars(args), "run_id": run_id, "report_dir": report_dir, "runner": asdict(config)}
+    run_config = {**vars(args), "run_id": run_id, "report_dir": report_dir, "runner": asdict(config),
+                  "model_checkpoint": shown_path(args.model_checkpoint),
+                  "model_checkpoint_sha256": folder.manifest.settings["model_checkpoint_sha256"]}
     del run_config["blockcopy"]  # its fields are the block_* flags, already there
     writer = RunWriter(report_dir, run_id, run_config)
-    writer.append([ClipResult(Path(error.path).name, "eval", status="failed", error=str(error))
-                   for error in plan.unreadable])
+    if plan.unreadable:
+        writer.append([ClipResult(Path(error.path).name, "eval", status="failed", error=str(error))
+                       for error in plan.unreadable])
     # Nothing left to run (an interrupted run whose clips all finished): the summary, with no speed measured.
     session = evaluate(args, config, writer, todo, plan) if todo else Session()
     if args.output_dir:
@@ -329,7 +342,8 @@ def evaluate(args: argparse.Namespace, config: RunnerConfig, writer: RunWriter, 
             executor.loop_first_clip(eval_clips[0])
         start = time.perf_counter()
         timings: Counter[str] = Counter()
-        with Progress("eval", len(eval_clips)) as progress:
+        with Progress("eval", len(eval_clips), sum(clip.num_frames for clip in eval_clips),
+                      executor.frames_done) as progress:
             def record(results: list[ClipResult]) -> None:
                 writer.append(results)
                 progress.add(results)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from ..reporting.results import ClipResult
 
@@ -12,13 +13,17 @@ log = logging.getLogger("blockcopy")
 
 
 class Progress:
-    """Counts finished clips of a phase; a background thread logs clips done, FPS, ETA and failures."""
+    """Counts a phase's finished clips and, live, its frames (``frames_done``: frames run so far by the executor,
+    across phases); a background thread logs frames and clips done, FPS, an ETA from the frames and failures."""
 
-    def __init__(self, phase: str, total_clips: int, interval_s: float = 10.0):
+    def __init__(self, phase: str, total_clips: int, total_frames: int, frames_done: Callable[[], int],
+                 interval_s: float = 10.0):
         self.phase = phase
-        self.total = total_clips
+        self.total, self.total_frames = total_clips, total_frames
         self.interval_s = interval_s
         self.done = self.failed = self.frames = 0
+        self._frames_done = frames_done
+        self._first_frame = frames_done()
         self.start = time.monotonic()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -31,7 +36,8 @@ class Progress:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.report()
+        if exc[0] is None:
+            self.report()
 
     def add(self, results: list[ClipResult]) -> None:
         with self._lock:
@@ -40,13 +46,15 @@ class Progress:
             self.frames += sum(r.num_frames for r in results)
 
     def line(self) -> str:
+        live = self._frames_done() - self._first_frame  # frames of clips still running included
         with self._lock:
             elapsed = time.monotonic() - self.start
-            fps = self.frames / elapsed if elapsed > 0 else 0.0
-            eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+            frames = min(max(self.frames, live), self.total_frames)
+            fps = frames / elapsed if elapsed > 0 else 0.0
+            eta = (self.total_frames - frames) / fps if fps > 0 else float("nan")
             eta_text = "?" if eta != eta else f"{int(eta // 60)}m{int(eta % 60):02d}s"
-            return (f"{self.phase}: {self.done}/{self.total} clips, {self.frames} frames, {fps:.2f} frames/s, "
-                    f"elapsed {int(elapsed)}s, ETA {eta_text}, {self.failed} failed")
+            return (f"{self.phase}: {frames}/{self.total_frames} frames, {self.done}/{self.total} clips, "
+                    f"{fps:.2f} frames/s, elapsed {int(elapsed)}s, ETA {eta_text}, {self.failed} failed")
 
     def report(self) -> None:
         log.info("%s", self.line())

@@ -1,9 +1,9 @@
 """Executor that spreads clips over Ray actors, each pinning one GPU (or a few CPU cores).
 
-Weights travel once through the object store; clip descriptors go to actors, which read or generate the frames
-themselves, and small results come back. Batches are handed to whichever actor is idle. An actor whose process
-dies is restarted by Ray and its batch re-run (Ray retries the call), so every clip is reported exactly once.
-This module imports Ray; the rest of the package does not need it.
+Weights travel once to a store actor that every actor reads them from; clip descriptors go to actors, which read
+or generate the frames themselves, and small results come back. Batches are handed to whichever actor is idle.
+An actor whose process dies is restarted by Ray and its batch re-run (Ray retries the call), so every clip is
+reported exactly once. This module imports Ray; the rest of the package does not need it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import uuid
 from collections import deque
 
 import ray
@@ -28,37 +29,54 @@ WAIT_SLICE_S = 0.5
 
 
 @ray.remote(num_cpus=0)
-class PolicyStateStore:
-    """The learned policy's state as each actor last reported it, so that a restarted actor resumes from there
-    (Ray re-runs an actor's constructor on restart, with the arguments it was first created with)."""
+class RunStore:
+    """What the actors share: the network's weights, each actor's last reported policy state (learned policies),
+    and the frames run so far (for the driver's progress).
 
-    def __init__(self):
+    Ray re-runs a restarted actor's constructor with its first arguments; the actor then reads the weights and its
+    last policy state from here, so it resumes where it was. Actors find it by name: a restartable actor's
+    constructor arguments that live in the object store (weights, actor handles) make Ray warn at every start.
+    """
+
+    def __init__(self, weights: dict[str, torch.Tensor]):
+        self._weights = weights
         self.states: dict[int, bytes] = {}
+        self.frames = 0
 
-    def put(self, slot: int, state: bytes) -> None:
+    def weights(self) -> dict[str, torch.Tensor]:
+        return self._weights
+
+    def put_state(self, slot: int, state: bytes) -> None:
         self.states[slot] = state
 
-    def get(self, slot: int) -> bytes | None:
+    def state(self, slot: int) -> bytes | None:
         return self.states.get(slot)
+
+    def add_frames(self, frames: int) -> None:
+        self.frames += frames
+
+    def frames_run(self) -> int:
+        return self.frames
 
 
 @ray.remote
 class ClipActor:
     """Holds one BlockCopy SwiftNet (and its policy) on the device Ray assigned and runs the clips it is given.
 
-    With a ``store`` (learned policies), it reports its policy state there after every batch and, when Ray
-    restarts it, starts again from the state it last reported.
+    Its weights come from the run's ``store``; with a policy that ``learns``, it reports the policy state there
+    after every batch and, when Ray restarts it, starts again from the state it last reported.
     """
 
-    def __init__(self, config: RunnerConfig, weights: dict[str, torch.Tensor], threads: int, slot: int,
-                 store: ray.actor.ActorHandle | None = None):
+    def __init__(self, config: RunnerConfig, store_name: str, threads: int, slot: int):
         torch.set_num_threads(threads)
+        store = ray.get_actor(store_name)
         context = ray.get_runtime_context()
         # Ray sets CUDA_VISIBLE_DEVICES to this actor's GPUs, so "cuda" is the GPU assigned to it.
-        self.runner = build_runner(config, weights, actor=context.get_actor_id()[:12],
+        self.runner = build_runner(config, ray.get(store.weights.remote()), actor=context.get_actor_id()[:12],
                                    node=f"{socket.gethostname()}:{context.get_node_id()[:8]}")
-        self.slot, self.store = slot, store
-        reported = ray.get(store.get.remote(slot)) if store is not None else None
+        self.slot, self.store, self.learns = slot, store, config.policy in POLICIES_THAT_LEARN
+        self.runner.on_frame = lambda frames: store.add_frames.remote(frames)  # not waited for
+        reported = ray.get(store.state.remote(slot)) if self.learns else None
         if reported is not None:
             self.runner.load_policy_state(reported)
 
@@ -68,8 +86,8 @@ class ClipActor:
         return results
 
     def _report_policy_state(self) -> None:
-        if self.store is not None:
-            ray.get(self.store.put.remote(self.slot, self.runner.policy_state()))
+        if self.learns:
+            ray.get(self.store.put_state.remote(self.slot, self.runner.policy_state()))
 
     def info(self) -> dict:
         runner = self.runner
@@ -119,14 +137,13 @@ class RayExecutor:
         else:
             count = num_actors or max(1, int(resources.get("CPU", 1) // cpus_per_actor))
             options = {"num_cpus": cpus_per_actor}
-        # Once into the object store; every actor (and a restarted one) reads it from there. The executor holds
-        # the reference, so Ray's warning at actor creation that a restart could lose it does not apply.
-        self._weights_ref = weights_ref = ray.put(weights)
+        # The weights go once into the store; every actor (and a restarted one) reads them from there.
+        store_name = f"blockcopy-run-store-{uuid.uuid4().hex}"
+        self.store = RunStore.options(name=store_name).remote(weights)
         threads = max(1, int(cpus_per_actor))
-        self.store = PolicyStateStore.remote() if config.policy in POLICIES_THAT_LEARN else None
         self.actors = [
             ClipActor.options(max_restarts=max_restarts, max_task_retries=max_restarts, **options)
-            .remote(config, weights_ref, threads, slot, self.store)
+            .remote(config, store_name, threads, slot)
             for slot in range(count)
         ]
         self.num_actors = count
@@ -189,8 +206,11 @@ class RayExecutor:
     def loop_first_clip(self, clip: Clip) -> None:
         ray.get([actor.loop_first_clip.remote(clip) for actor in self.actors])
 
+    def frames_done(self) -> int:
+        return ray.get(self.store.frames_run.remote())
+
     def close(self) -> None:
-        for actor in [*self.actors, *([self.store] if self.store is not None else [])]:
+        for actor in [*self.actors, self.store]:
             ray.kill(actor)
         if self.disconnect_on_close:
             ray.shutdown()  # the local instance this job started goes with it

@@ -100,6 +100,7 @@ class ClipRunner:
         self.dense_model = getattr(model, "base_model", model)
         self.num_classes = num_classes
         self.stage_seconds: dict[str, float] = defaultdict(float)  # since the current batch started
+        self.on_frame: Callable[[int], None] | None = None  # told how many frames each step ran (progress)
         self._looped_frames: list[Frame] | None = None
 
     def loop_first_clip(self, clip: Clip) -> None:
@@ -130,7 +131,8 @@ class ClipRunner:
         except Exception as exc:  # noqa: BLE001 - any failure of a clip is recorded, never fatal
             if len(clips) == 1:
                 error = f"{type(exc).__name__}: {exc}"
-                traceback.print_exc()
+                if not isinstance(exc, FrameReadError):  # a bug, not a bad file: where it happened
+                    traceback.print_exc()
                 return [ClipResult(clips[0].clip_id, phase, status="failed", error=error)]
             return [result for clip in clips for result in self._run_or_record([clip], phase)]
 
@@ -200,6 +202,8 @@ class ClipRunner:
                     output.add_frame(clip, frame, prediction, None if grid is None else grid[i].cpu())
             self.stage_seconds["metrics"] += time.perf_counter() - tick
             peak_mb = max(peak_mb, resident_mb())
+            if self.on_frame is not None:
+                self.on_frame(len(clips))
         for clip in clips:
             for output in outputs:
                 output.finish_clip(clip)

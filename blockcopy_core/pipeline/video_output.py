@@ -8,6 +8,10 @@ Layout under ``output_dir``::
                                                    index in the video (000123.png), 8-bit grey, the trainId
                                                    (0..18, the model's class index) of each pixel, lossless
 
+Each overlay frame carries a legend (``legend.Legend``: the classes, those present lit; the executed blocks'
+outline; the executed fraction): by default in its bottom-left corner, half the frame wide (the video keeps the
+source's size; a frame too small to hold it gets none), or in a band below it (``legend="below"``: nothing of
+the scene hidden, the video that much taller).
 Overlays are H.264 MP4 (``data/encode.py`` says why) at the source's frame rate divided by the stride, so they
 play in real time. A segment's file appears (renamed from ``.partial.mp4``) only when its clip has finished, so
 a crashed or resumed run never stitches half a segment.
@@ -30,10 +34,17 @@ from ..data import Clip, Frame
 from ..data.encode import VideoEncoder
 from ..data.segments import VideoSegment
 from ..labels import colorize
+from .legend import Legend, Marker, executed_fraction, font_size, legend_for
 
 log = logging.getLogger("blockcopy")
 GRID_COLOUR = (255, 255, 255)  # outlines of executed blocks: white is no Cityscapes class colour
 _FAST_START = {"movflags": "+faststart"}
+OUTLINE_NOTE = "white outline: block executed this frame, the rest copied from the previous frame"
+COPIED_NOTE = "blocks not executed this frame are copied from the previous frame"
+DENSE_NOTE = "dense model: every block computed in every frame"
+OUTLINE_MARKER = Marker(outline=GRID_COLOUR)
+LEGEND_PLACES = ("corner", "below")
+CORNER_OPACITY = 205  # /256: the scene shows faintly through a legend in the corner
 
 
 def overlay_path(output_dir: str | os.PathLike, video_id: str) -> Path:
@@ -91,13 +102,17 @@ class _OpenSegment:
 
 class VideoOutputWriter:
     """A ``FrameOutput`` for video clips (others are ignored): each segment's overlay video and, with
-    ``save_predictions``, its class-index PNGs. ``show_grid`` outlines the blocks BlockCopy executed; ``crf`` and
-    ``preset`` are x264's quality and speed (``data.encode.VideoEncoder``)."""
+    ``save_predictions``, its class-index PNGs. ``show_grid`` outlines the blocks BlockCopy executed; ``legend``
+    places the legend: "corner", "below" (a band under the frame) or None; ``crf`` and ``preset`` are x264's
+    quality and speed (``data.encode.VideoEncoder``)."""
 
     def __init__(self, output_dir: str | os.PathLike, show_grid: bool = True, save_predictions: bool = False,
-                 alpha: float = 0.5, crf: int = 23, preset: str = "veryfast"):
+                 alpha: float = 0.5, crf: int = 23, preset: str = "veryfast", legend: str | None = "corner"):
+        if legend not in (None, *LEGEND_PLACES):
+            raise ValueError(f"legend must be one of {LEGEND_PLACES} or None, got {legend!r}")
         self.output_dir = Path(output_dir)
         self.show_grid, self.save_predictions, self.alpha = show_grid, save_predictions, alpha
+        self.legend = legend
         self.crf, self.preset = crf, preset
         self._open: dict[str, _OpenSegment] = {}  # clip id -> its segment being written
 
@@ -112,6 +127,8 @@ class VideoOutputWriter:
         overlay = blend(frame.image, prediction, self.alpha)
         if self.show_grid and grid is not None:
             outline_blocks(overlay, grid)  # after blending: the outlines stay white on every class
+        if self.legend:
+            overlay = self._add_legend(overlay, grid, prediction)
         state.encoder.add(overlay)
         if self.save_predictions:
             folder = self.output_dir / "videos" / segment.video_id / "predictions"
@@ -130,6 +147,28 @@ class VideoOutputWriter:
         """Drop the segments of clips that failed (never finished): their partial files are deleted."""
         for clip_id in list(self._open):
             self._abandon(clip_id)
+
+    def _add_legend(self, overlay: np.ndarray, grid: torch.Tensor | None, prediction: np.ndarray) -> np.ndarray:
+        height, width = overlay.shape[:2]
+        legend = self._legend(width if self.legend == "below" else width // 2, font_size(width), grid)
+        # classes present in every other row and column: a quarter of the counting, and a class too small to
+        # appear there is too small to see in the video
+        strip = legend.render(prediction[::2, ::2], None if grid is None else executed_fraction(grid))
+        if self.legend == "below":
+            return np.vstack([overlay, strip])
+        if legend.height <= height // 3:  # else the frame is too small to hold it
+            corner = overlay[height - legend.height :, : legend.width]
+            mixed = strip.astype(np.uint16) * CORNER_OPACITY + corner * np.uint16(256 - CORNER_OPACITY)
+            corner[:] = mixed >> 8
+        return overlay
+
+    def _legend(self, width: int, size: int, grid: torch.Tensor | None) -> Legend:
+        # one run's frames all take one branch (a BlockCopy model gives every frame a grid): one size per video
+        if grid is None:
+            return legend_for(width, DENSE_NOTE, None, size)
+        if self.show_grid:
+            return legend_for(width, OUTLINE_NOTE, OUTLINE_MARKER, size)
+        return legend_for(width, COPIED_NOTE, None, size)
 
     def _start(self, segment: VideoSegment) -> _OpenSegment:
         final = segment_overlay_path(self.output_dir, segment)

@@ -11,8 +11,14 @@ from PIL import Image
 
 from ..data import Clip, Frame
 from ..labels import colorize, train_ids_to_label_ids
+from .legend import Marker, captions, executed_fraction, legend_for
 
-ANIMATION_WIDTH = 512  # px; animations are downscaled to stay small
+PANEL_WIDTH = 384  # px; the panels of the composite pictures and animations are downscaled to stay small
+TINT = (255, 0, 0)
+CAPTIONS = ("input", "prediction", "executed blocks (red)")
+GRID_NOTE = "red tint: block executed this frame, the rest copied from the previous frame"
+DENSE_NOTE = "dense model: every block computed in every frame"
+TINT_MARKER = Marker(fill=(191, 64, 64))  # the tint over a mid-grey input
 
 
 def grid_overlay(image: np.ndarray, grid: torch.Tensor) -> np.ndarray:
@@ -21,14 +27,31 @@ def grid_overlay(image: np.ndarray, grid: torch.Tensor) -> np.ndarray:
     rows, cols = grid.shape
     cell = np.asarray(grid, dtype=bool).repeat(-(-height // rows), 0).repeat(-(-width // cols), 1)[:height, :width]
     overlay = image.astype(np.float32)
-    overlay[cell] = 0.5 * overlay[cell] + 0.5 * np.array([255, 0, 0], np.float32)
+    overlay[cell] = 0.5 * overlay[cell] + 0.5 * np.array(TINT, np.float32)
     return overlay.astype(np.uint8)
 
 
+def composite(image: np.ndarray, prediction: np.ndarray, grid: torch.Tensor | None) -> np.ndarray:
+    """Side-by-side panels [input | prediction in class colours | input with executed blocks tinted] (the last
+    only with a ``grid``), each at most ``PANEL_WIDTH`` wide, captioned above, with the legend below."""
+    height, width = image.shape[:2]
+    size = (min(width, PANEL_WIDTH), max(1, round(height * min(width, PANEL_WIDTH) / width)))
+    colours = Image.fromarray(colorize(prediction)).resize(size, Image.Resampling.NEAREST)  # class colours kept
+    panels = [Image.fromarray(image).resize(size), colours]
+    if grid is not None:
+        panels.append(Image.fromarray(grid_overlay(image, grid)).resize(size))
+    body = np.hstack([np.asarray(panel) for panel in panels])
+    if grid is None:
+        legend = legend_for(body.shape[1], DENSE_NOTE).render(prediction)
+    else:
+        legend = legend_for(body.shape[1], GRID_NOTE, TINT_MARKER).render(prediction, executed_fraction(grid))
+    return np.vstack([captions(CAPTIONS[: len(panels)], size[0]), body, legend])
+
+
 class FrameWriter:
-    """Writes per evaluated frame the input, its colourised prediction and (for BlockCopy) the execution grid
-    over the input, and per clip an animated GIF of the prediction blended over the input. Not for video files
-    (``video_output.VideoOutputWriter`` writes their overlay videos)."""
+    """Writes per evaluated frame the input, its colourised prediction, (for BlockCopy) the execution grid over
+    the input and a composite of them with a legend (:func:`composite`), and per clip an animated GIF of the
+    composites. Not for video files (``video_output.VideoOutputWriter`` writes their overlay videos)."""
 
     def __init__(self, output_dir: str | os.PathLike):
         self.output_dir = Path(output_dir)
@@ -40,16 +63,13 @@ class FrameWriter:
         folder = self.output_dir / clip.clip_id
         folder.mkdir(parents=True, exist_ok=True)
         stem = Path(frame.name).name
-        colour = colorize(prediction)
         Image.fromarray(frame.image).save(folder / f"{stem}_input.jpg", quality=90)
-        Image.fromarray(colour).save(folder / f"{stem}_pred.png")
-        shown = frame.image
+        Image.fromarray(colorize(prediction)).save(folder / f"{stem}_pred.png")
         if grid is not None:
-            shown = grid_overlay(frame.image, grid)
-            Image.fromarray(shown).save(folder / f"{stem}_grid.jpg", quality=90)
-        blend = Image.fromarray(((shown.astype(np.uint16) + colour) // 2).astype(np.uint8))
-        height = max(1, round(blend.height * ANIMATION_WIDTH / blend.width))
-        self._animation.append(blend.resize((ANIMATION_WIDTH, height)) if blend.width > ANIMATION_WIDTH else blend)
+            Image.fromarray(grid_overlay(frame.image, grid)).save(folder / f"{stem}_grid.jpg", quality=90)
+        picture = Image.fromarray(composite(frame.image, prediction, grid))
+        picture.save(folder / f"{stem}_panels.png")
+        self._animation.append(picture)
 
     def finish_clip(self, clip: Clip) -> None:
         frames, self._animation = self._animation, []

@@ -52,7 +52,8 @@ def run_warmup(executor: Executor, clips: list[Clip], batch_size: int, report_di
             save(path, done, executor.policy_state())
             last_save = time.monotonic()
 
-    with Progress("warmup", sum(len(group) for group in groups[done:])) as progress:
+    todo = [clip for group in groups[done:] for clip in group]
+    with Progress("warmup", len(todo), sum(clip.num_frames for clip in todo), executor.frames_done) as progress:
         executor.run_phase(groups[done:], "warmup", record)
 
 

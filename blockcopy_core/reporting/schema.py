@@ -51,7 +51,7 @@ SUMMARY_SCHEMA = pa.schema([
     ("num_frames_audited", pa.int64()), ("dense_agreement", pa.float64()), ("dense_kl", pa.float64()),
     # the run as a whole
     ("fps", pa.float64()), ("num_actors", pa.int64()), ("wall_s", pa.float64()), ("data", pa.string()),
-    ("checkpoint", pa.string()), ("git_commit", pa.string()),
+    ("checkpoint", pa.string()), ("checkpoint_sha256", pa.string()), ("git_commit", pa.string()),
     *((f"version_{name}", pa.string()) for name in VERSIONED_LIBRARIES),
     ("config", pa.string()),
 ])
@@ -62,7 +62,8 @@ def settings_columns(config: dict[str, Any]) -> dict[str, Any]:
     return {"run_id": config.get("run_id", ""), "policy": config.get("block_policy", ""),
             "backbone": config.get("model_backbone", ""), "block_size": config.get("block_size"),
             "block_target": config.get("block_target"), "data": config.get("data", ""),
-            "checkpoint": config.get("model_checkpoint") or ""}
+            "checkpoint": config.get("model_checkpoint") or "",
+            "checkpoint_sha256": config.get("model_checkpoint_sha256") or ""}
 
 
 def summary_row(config: dict[str, Any], figures: dict[str, Any], **run: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ and atomically (``files``)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -22,12 +23,15 @@ from .files import publish, stage, write_atomically
 from .results import ClipResult
 from .schema import CLIPS_SCHEMA, CONFIG_KEY, FRAMES_SCHEMA, SUMMARY_FILE, SUMMARY_SCHEMA, VERSIONED_LIBRARIES
 
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout (or site-packages) holding blockcopy_core
+SOURCE_PATTERNS = ("blockcopy_core/**/*.py", "jobs/*.py", "csrc/*.cpp", "csrc/*.cu")
+
 
 def provenance() -> dict[str, str]:
-    """The summary's run-wide facts about the code that ran: git commit and library versions."""
+    """The summary's run-wide facts about the code that ran: its version (``code_version``) and libraries'."""
     versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
                 "pyarrow": pa.__version__, "ray": _ray_version()}
-    return {"git_commit": git_commit(), **{f"version_{name}": versions[name] for name in VERSIONED_LIBRARIES}}
+    return {"git_commit": code_version(), **{f"version_{name}": versions[name] for name in VERSIONED_LIBRARIES}}
 
 
 def _ray_version() -> str:
@@ -36,6 +40,21 @@ def _ray_version() -> str:
         return importlib.metadata.version("ray")
     except importlib.metadata.PackageNotFoundError:
         return ""
+
+
+def code_version() -> str:
+    """The git commit of this package's checkout (``+dirty`` with local changes); outside a checkout (a pip
+    install, or the working directory ``ray job submit`` uploads without ``.git``) ``source:`` and a digest of
+    the package's source files, so a run still names the code it ran."""
+    return git_commit(PACKAGE_ROOT) or f"source:{source_digest(PACKAGE_ROOT)}"
+
+
+def source_digest(root: Path) -> str:
+    """SHA-256 (12 hex digits) of the package's source files under ``root``: their paths and contents."""
+    digest = hashlib.sha256()
+    for path in sorted(p for pattern in SOURCE_PATTERNS for p in root.glob(pattern) if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def git_commit(repo: str | os.PathLike = ".") -> str:
