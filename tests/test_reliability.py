@@ -182,3 +182,16 @@ def test_a_signal_stops_the_job_with_status_3_and_no_process_left(tmp_path, sent
         time.sleep(0.2)
     assert not [pid for pid in started if alive(pid)], "processes the job started outlived it"
     assert 1 <= read_table(report, "clips").num_rows < 40
+
+
+@pytest.mark.slow
+def test_ray_dying_under_the_job_is_said_with_status_3(tmp_path):
+    report, log = tmp_path / "run", tmp_path / "job.log"
+    process = start_job([*TINY, "--num-clips-eval", "40", "--num-actors", "1", "--cpus-per-actor", "1",
+                         "--report-dir", str(report)], log)
+    wait_for_first_batch(process, report, log)
+    (gcs,) = [pid for pid in descendants(process.pid) if b"gcs_server" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    os.kill(gcs, signal.SIGKILL)
+    assert process.wait(timeout=60) == 3, log.read_text()
+    out = log.read_text()
+    assert "Ray stopped under the job (its head at 127.0.0.1:" in out and "--resume" in out

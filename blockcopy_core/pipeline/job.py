@@ -73,6 +73,7 @@ class Plan:
     warmup_clips: list[Clip]  # the learned policy's
     weights: dict[str, torch.Tensor]
     unreadable: list[VideoInputError]  # videos that cannot run: each recorded as a failed clip
+    resume: str  # the command that continues this run
 
 
 @dataclass
@@ -172,15 +173,23 @@ def make_warmup_clips(args: argparse.Namespace, eval_clips: list[Clip]) -> list[
     return [order[i % len(order)] for i in range(count)]
 
 
-def make_executor(args: argparse.Namespace, config: RunnerConfig, weights: dict[str, torch.Tensor]) -> Executor:
+def make_executor(args: argparse.Namespace, config: RunnerConfig, weights: dict[str, torch.Tensor],
+                  resume: str) -> Executor:
     if args.executor == "inline":
         return InlineExecutor(config, weights)
+
+    def ray_lost(reason: str) -> None:  # from the watchdog's thread: Ray's core would end the process anyway
+        log.error("Ray stopped under the job (%s): the clips finished so far are recorded; once Ray runs again, "
+                  "continue with:\n  %s", reason, resume)
+        logging.shutdown()
+        os._exit(ExitStatus.ABORTED)
+
     ray_executor = import_ray_executor(local=not (args.address or os.environ.get("RAY_ADDRESS")))
     connected = ray_executor.connect(args.address)
     stop_on_sigterm()  # again: ray.init replaced our handler with one that exits at once
     return ray_executor.RayExecutor(config, weights, num_actors=args.num_actors, cpus_per_actor=args.cpus_per_actor,
                                     gpus_per_actor=args.gpus_per_actor, max_restarts=args.max_actor_restarts,
-                                    disconnect_on_close=connected)
+                                    disconnect_on_close=connected, on_ray_lost=ray_lost)
 
 
 def log_results(clips: pa.Table, summary: dict, confusion: ConfusionMatrix, timings: Counter | None) -> None:
@@ -240,13 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     run_id = new_run_id()
     report_dir = args.report_dir or f"runs/{run_id}"
     try:
-        plan = prepare(args, run_id, report_dir)
+        plan = prepare(args, run_id, report_dir, resume_command(argv, report_dir))
         with plan.folder:
             try:
                 return run(args, plan)
             except KeyboardInterrupt as exc:
                 log.error("interrupted (%s): the clips finished so far are recorded in %s; continue with:\n  %s",
-                          str(exc) or "SIGINT", report_dir, resume_command(argv, report_dir),
+                          str(exc) or "SIGINT", report_dir, plan.resume,
                           exc_info=exc if args.debug else None)
             except OSError as exc:  # the report cannot be written (disk full, folder removed, ...)
                 log.error("error: cannot write the report in %s: %s", report_dir, exc)
@@ -262,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         return ExitStatus.ABORTED
 
 
-def prepare(args: argparse.Namespace, run_id: str, report_dir: str) -> Plan:
+def prepare(args: argparse.Namespace, run_id: str, report_dir: str, resume: str) -> Plan:
     """Everything checked before compute, bad input refused (:class:`Refused`): the clips, the weights, and last
     the run folder claimed for them (writable, locked, a run of its own or the same run resumed)."""
     try:
@@ -280,7 +289,7 @@ def prepare(args: argparse.Namespace, run_id: str, report_dir: str) -> Plan:
         weights = initial_weights(args)
         manifest = Manifest.create(run_id, result_settings(args), eval_clips, code_version())
         return Plan(open_run(report_dir, manifest, resume=args.resume), eval_clips, warmup_clips, weights,
-                    unreadable)
+                    unreadable, resume)
     except INPUT_ERRORS as exc:
         raise Refused(exc) from exc
 
@@ -328,7 +337,7 @@ def evaluate(args: argparse.Namespace, config: RunnerConfig, writer: RunWriter, 
     """Warm up (the learned policy), run ``eval_clips`` recording each batch with ``writer``, keep the policy."""
     warmup_clips = plan.warmup_clips
     report_dir = writer.report_dir
-    executor = make_executor(args, config, plan.weights)
+    executor = make_executor(args, config, plan.weights, plan.resume)
     log.info("run %s: %s, policy %s, %s data; %d warm-up and %d evaluation clips on %d actor(s); report in %s",
              writer.run_id, args.model_backbone, args.block_policy, args.data, len(warmup_clips), len(eval_clips),
              executor.num_actors, report_dir)

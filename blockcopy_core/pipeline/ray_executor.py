@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections import deque
+from collections.abc import Callable
 
 import ray
 import torch
@@ -26,6 +28,34 @@ from .executor import ResultSink
 
 log = logging.getLogger("blockcopy")
 WAIT_SLICE_S = 0.5
+GCS_CHECK_S = 2.0  # how often the watchdog checks that Ray's head (GCS) still answers
+GCS_LOST_AFTER = 5  # consecutive failed checks after which Ray counts as gone (Ray itself waits 60 s, then exits 1)
+
+
+class GcsWatchdog:
+    """Calls ``on_lost(reason)`` from a background thread when Ray's GCS stops accepting connections, so the job
+    can say so in its own words (and exit as it chooses) before Ray's core ends the process with a line of its own."""
+
+    def __init__(self, on_lost: Callable[[str], None]):
+        host, port = ray.get_runtime_context().gcs_address.rsplit(":", 1)
+        self.address, self.on_lost = (host, int(port)), on_lost
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="gcs-watchdog", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        failures = 0
+        while not self._stop.wait(GCS_CHECK_S):
+            try:
+                socket.create_connection(self.address, timeout=GCS_CHECK_S).close()
+                failures = 0
+            except OSError as exc:
+                failures += 1
+                if failures == GCS_LOST_AFTER:
+                    self.on_lost(f"its head at {self.address[0]}:{self.address[1]} stopped answering: {exc}")
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 @ray.remote(num_cpus=0)
@@ -128,8 +158,9 @@ class RayExecutor:
 
     def __init__(self, config: RunnerConfig, weights: dict[str, torch.Tensor], *, num_actors: int | None = None,
                  cpus_per_actor: float = 2, gpus_per_actor: float = 1, max_restarts: int = 3,
-                 disconnect_on_close: bool = False):
+                 disconnect_on_close: bool = False, on_ray_lost: Callable[[str], None] | None = None):
         self.disconnect_on_close = disconnect_on_close
+        self.watchdog = GcsWatchdog(on_ray_lost) if on_ray_lost is not None else None
         resources = ray.cluster_resources()
         if config.device != "cpu" and resources.get("GPU", 0) >= gpus_per_actor:
             count = num_actors or int(resources["GPU"] // gpus_per_actor)
@@ -210,6 +241,8 @@ class RayExecutor:
         return ray.get(self.store.frames_run.remote())
 
     def close(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.stop()
         for actor in [*self.actors, self.store]:
             ray.kill(actor)
         if self.disconnect_on_close:
