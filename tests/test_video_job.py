@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from blockcopy_core.data.synthetic.video import write_synthetic_video
+from blockcopy_core.reporting.tables import build_sections
 
 pytest.importorskip("ray")
 REPO = Path(__file__).resolve().parents[1]
@@ -76,3 +77,13 @@ def test_overlay_videos_have_every_frame(run, videos):
         stream = container.streams.video[0]
         assert sum(1 for _ in container.decode(stream)) == 50
         assert (stream.codec_context.width, stream.codec_context.height) == (128, 64)
+
+
+def test_the_report_gives_one_row_per_video(run):
+    _, report, _ = run
+    sections, _, _ = build_sections([report], videos=True)
+    rows = {row["video"]: row for row in sections[-1].rows}
+    assert set(rows) == {"long", "cut", "notes.mp4"}
+    assert (rows["long"]["segments_ok"], rows["long"]["segments_failed"], rows["long"]["frames"]) == (3, 0, 50)
+    assert rows["cut"]["segments_failed"] == 1 and 0 < rows["cut"]["frames"] < 12
+    assert rows["notes.mp4"]["frames"] == 0 and rows["long"]["decode_ms"] > 0

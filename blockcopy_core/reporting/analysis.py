@@ -189,6 +189,37 @@ def clip_rows(run: Run) -> list[dict]:
     return rows
 
 
+def video_rows(runs: list[Run]) -> list[dict]:
+    """One row per video of each video run, from its segments' clip rows: segments ok and failed, frames,
+    frame-weighted execution fraction and GMACs, decode milliseconds per frame, the actors' peak memory. A file
+    that could not be read at all is a row of its own (named by the file, no frames)."""
+    rows = []
+    for run in runs:
+        if run.figures.get("data") != "video":
+            continue
+        segments: dict[str, list[dict]] = {}
+        for r in run.clips.to_pylist():
+            segments.setdefault(r["video"] or r["clip_id"], []).append(r)
+        for video, parts in segments.items():
+            ok = [r for r in parts if r["num_frames"]]
+            frames = sum(r["num_frames"] for r in ok)
+            rows.append({
+                "run": run.label, "video": video, "segments_ok": sum(r["status"] == "ok" for r in parts),
+                "segments_failed": sum(r["status"] != "ok" for r in parts), "frames": frames,
+                "source_fps": _number(ok[0]["source_fps"]) if ok else NAN,
+                "exec_fraction": _weighted(ok, "exec_fraction"), "gmacs_per_frame": _weighted(ok, "gmacs_per_frame"),
+                "decode_ms": 1000 * sum(_number(r["decode_s"]) for r in ok) / frames if frames else NAN,
+                "peak_rss_mb": max((_number(r["peak_rss_mb"]) for r in ok), default=NAN),
+            })
+    return rows
+
+
+def _weighted(rows: list[dict], key: str) -> float:
+    """The frame-weighted mean of ``key`` over clip rows (NaN without frames)."""
+    frames = sum(r["num_frames"] for r in rows)
+    return sum(_number(r[key]) * r["num_frames"] for r in rows) / frames if frames else NAN
+
+
 def worst_clips(runs: list[Run], order: str, limit: int) -> list[dict]:
     """Each run's ``limit`` worst finished clips: by lowest mIoU (``iou``) or highest execution fraction
     (``exec``, the clips that cost most); clips without the figure are left out."""

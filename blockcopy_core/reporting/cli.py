@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="compare the runs on the evaluation clips they all recorded: figures recomputed from "
                              "those clips (FPS unknown for a run that has more)")
     parser.add_argument("--limit", type=int, default=10, help="clips per run shown by --clips")
+    parser.add_argument("--videos", action="store_true",
+                        help="one row per video of runs over video files (--video): segments, frames, execution "
+                             "fraction, GMACs, decode time, peak memory")
     parser.add_argument("--format", choices=FORMATS, default="table",
                         help="csv: one block per table, separated by an empty line; json: one object of tables")
     parser.add_argument("--plot", metavar="FILE.png",
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         sections, notes, runs = build_sections(folders, args.baseline, args.per_class, args.clips, args.limit,
-                                               args.common_clips)
+                                               args.common_clips, args.videos)
         text = render(sections, notes, args.format)
         if args.plot:
             plots.plot_runs(runs, args.plot)

@@ -48,6 +48,9 @@ COLUMNS = {
     "delta_miou": Column("mIoU diff", "+.2f"), "gmacs_ratio": Column("GMACs ratio", ".3f"),
     "fps_ratio": Column("FPS ratio", ".2f"),
     "clip_id": Column("clip"), "actor": Column("actor"), "error": Column("error"), "class": Column("class"),
+    "video": Column("video"), "segments_ok": Column("segments ok"), "segments_failed": Column("failed"),
+    "source_fps": Column("source fps", ".2f"), "decode_ms": Column("decode ms/frame", ".1f"),
+    "peak_rss_mb": Column("peak RSS MB", ".0f"),
 }
 
 
@@ -75,11 +78,12 @@ class Section:
 
 def build_sections(
     paths: Sequence[str | os.PathLike], baseline: str | os.PathLike | None = None, per_class: bool = False,
-    clips: str | None = None, limit: int = 10, common_clips: bool = False,
+    clips: str | None = None, limit: int = 10, common_clips: bool = False, videos: bool = False,
 ) -> tuple[list[Section], list[str], list[analysis.Run]]:
     """Read the runs and make the tables asked for: one row per run (with a baseline, which comes first, also the
     differences against it), optionally per-class IoU and each run's ``limit`` worst clips (``clips``: one of
-    ``analysis.CLIP_ORDERS``); with ``common_clips``, every figure from the evaluation clips all runs share.
+    ``analysis.CLIP_ORDERS``), one row per video of video runs (``videos``); with ``common_clips``, every figure
+    from the evaluation clips all runs share.
     Returns the tables, the notes (runs that evaluated different clips, incomplete runs, failed clips), and the
     runs."""
     unique: dict[Path, str | os.PathLike] = {}  # each folder once, the baseline first
@@ -99,6 +103,8 @@ def build_sections(
         order = "lowest mIoU" if clips == "iou" else "highest execution fraction"
         rows = [{k: v for k, v in row.items() if k != "status"} for row in analysis.worst_clips(runs, clips, limit)]
         sections.append(Section("clips", f"Worst clips per run: {order} first", rows, COLUMNS))
+    if videos:
+        sections.append(Section("videos", "Videos", analysis.video_rows(runs), COLUMNS))
     return sections, notes, runs
 
 
