@@ -2,6 +2,7 @@
 
 import io
 import os
+import shutil
 import signal
 import threading
 
@@ -10,6 +11,8 @@ import pytest
 import torch
 
 ray = pytest.importorskip("ray")
+
+from ray_helpers import LOOPBACK, short_temp_dir  # noqa: E402
 
 from blockcopy_core import BlockCopySettings  # noqa: E402
 from blockcopy_core.data import build_clips  # noqa: E402
@@ -25,9 +28,15 @@ TINY = ["--res", "64", "--clip-length", "3", "--num-clips-eval", "4", "--workers
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(_node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+    # a fresh instance of our own ("local": never one already running here), in this module's temp dir
+    temp_dir = short_temp_dir("bcjob")
+    ray.init(address="local", _node_ip_address=LOOPBACK, num_cpus=2, include_dashboard=False, log_to_driver=False,
+             _temp_dir=temp_dir)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def clip_rows(report_dir):
