@@ -87,6 +87,7 @@ def test_a_complete_run_exits_0(tmp_path):
     (["--model-checkpoint", "{tmp}/notes.txt"], "cannot read checkpoint {tmp}/notes.txt: not a PyTorch file"),
     (["--report-dir", "{tmp}/used"], "{tmp}/used is not empty (notes.txt) and holds no run"),
     (["--resume", "--report-dir", "{tmp}/used"], "cannot resume {tmp}/used: it has no manifest.json"),
+    (["--report-dir", "{tmp}/notes.txt"], "the report folder {tmp}/notes.txt is a file: pass a new or empty"),
 ])
 def test_bad_input_is_refused_with_status_2_in_one_line(tmp_path, capsys, args, message):
     (tmp_path / "notes.txt").write_text("not weights\n")
@@ -100,10 +101,11 @@ def test_bad_input_is_refused_with_status_2_in_one_line(tmp_path, capsys, args, 
     assert "Traceback" not in out and not (tmp_path / "run").exists()
 
 
-def test_bad_usage_is_refused_with_status_2():
+@pytest.mark.parametrize("args", [["--num-actors", "0"], ["--num-clips-eval", "0"], ["--block-size", "0"]])
+def test_bad_usage_is_refused_with_status_2(capsys, args):
     with pytest.raises(SystemExit) as info:
-        evaluate.main([*INLINE, "--num-actors", "0"])
-    assert info.value.code == 2
+        evaluate.main([*INLINE, *args])
+    assert info.value.code == 2 and f"error: {args[0]} " in capsys.readouterr().err
 
 
 def test_interrupted_run_exits_3_and_its_resume_gives_the_undisturbed_rows(tmp_path, capsys, monkeypatch):

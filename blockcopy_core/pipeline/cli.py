@@ -170,6 +170,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--num-clips-warmup must be 0 or more")
     if args.audit_every < 0:
         parser.error("--audit-every must be 0 (off) or positive")
+    if args.num_clips_eval == 0 or args.num_clips_eval < -1:
+        parser.error(f"--num-clips-eval must be -1 (all) or at least 1, got {args.num_clips_eval}")
     for flag in ("clip_length", "batch_size"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1")

@@ -75,6 +75,8 @@ def open_run(report_dir: str | os.PathLike, manifest: Manifest, resume: bool) ->
 def check_writable(path: Path) -> None:
     """Create ``path`` and write and remove a file in it, so an unusable report folder stops the job at once."""
     probe = path / f".write-probe-{uuid.uuid4().hex[:8]}"
+    if path.exists() and not path.is_dir():
+        raise RunFolderError(f"the report folder {path} is a file: pass a new or empty folder as --report-dir")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
