@@ -6,6 +6,7 @@ engine runs them through the unchanged base model and copies the rest from the p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ from .engine import BlockLayout, BlockSparseEngine, ops
 from .policies import BlockPolicy, ClipState, build_policy, grid_size
 from .settings import BlockCopySettings
 
+STAGES = ("policy", "network", "update")  # of a frame, timed in ``BlockCopyModel.stage_seconds``
+
 
 class BlockCopyModel(nn.Module):
     """Wraps ``base_model`` (frames N x 3 x H x W -> logits N x K x H x W) with a BlockCopy policy.
@@ -23,7 +26,9 @@ class BlockCopyModel(nn.Module):
     Call it on consecutive frame batches of the same clips; ``reset_temporal()`` starts new clips (all of them,
     or only the listed batch positions). The first frame of a clip executes every block whatever the policy.
     After each call ``last_grid`` (bool N x gh x gw) and ``last_execution_fraction`` (executed share of all
-    blocks of the batch; per image in ``last_execution_fractions``) describe what ran.
+    blocks of the batch; per image in ``last_execution_fractions``) describe what ran. ``stage_seconds`` sums the
+    wall time of the three stages of every frame: ``policy`` (choosing the grid), ``network`` (the engine and the
+    clip state) and ``update`` (the policy's reward and learning step); on CUDA they time launches, not kernels.
     """
 
     def __init__(self, base_model: nn.Module, settings: BlockCopySettings | Mapping[str, Any]):
@@ -42,6 +47,7 @@ class BlockCopyModel(nn.Module):
         self.last_grid: Tensor | None = None
         self.last_execution_fraction: float | None = None
         self.last_execution_fractions: Tensor | None = None
+        self.stage_seconds = dict.fromkeys(STAGES, 0.0)
 
     @property
     def last_policy_macs(self) -> int:
@@ -78,12 +84,19 @@ class BlockCopyModel(nn.Module):
         self.policy.start_clips(images, seeds)
 
     def forward(self, frames: Tensor) -> Tensor:
+        start = time.perf_counter()
         grid = self._grid(frames)
+        chosen = time.perf_counter()
         output = self.engine(frames, grid)
         if not isinstance(output, Tensor):
             raise TypeError(f"BlockCopyModel needs a base model returning one tensor, got {type(output).__name__}")
+        ran = time.perf_counter()
         self.policy.observe(frames, grid, output, self.clip_state)
+        observed = time.perf_counter()
         self._advance(frames, grid, output)
+        seconds = (chosen - start, ran - chosen + time.perf_counter() - observed, observed - ran)
+        for stage, spent in zip(STAGES, seconds, strict=True):
+            self.stage_seconds[stage] += spent
         return output
 
     def _grid(self, frames: Tensor) -> Tensor:

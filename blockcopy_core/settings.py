@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, NamedTuple
 
-__all__ = ["BlockCopySettings", "add_arguments"]
+__all__ = ["POLICY_NETS", "BlockCopySettings", "add_arguments"]
 
 
 class Rule(NamedTuple):
@@ -36,6 +36,8 @@ POSITIVE_INT = Rule(lambda v: _is_int(v) and v > 0, "a positive int")
 FRACTION = Rule(lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
 MOMENTUM = Rule(lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)")
 NON_NEGATIVE = Rule(lambda v: _is_number(v) and v >= 0, "a number >= 0")
+POLICY_NETS = ("paper", "compact")
+POLICY_NET = Rule(lambda v: v in POLICY_NETS, f"one of {', '.join(POLICY_NETS)}")
 FLAG = Rule(lambda v: isinstance(v, bool), "a bool")
 
 
@@ -60,6 +62,9 @@ class BlockCopySettings:
     block_optim_momentum: float = _option(0.0, MOMENTUM, "rl_semseg only: RMSprop momentum")
     block_cost_momentum: float = _option(0.9, MOMENTUM, "rl_semseg only: momentum of the running execution "
                                                         "fraction")
+    block_policy_net: str = _option("compact", POLICY_NET, "rl_semseg only: its network: compact (8 input pixels "
+                                                          "per block, 0.09 GMACs at an 8x16 grid) or paper (the "
+                                                          "release's, 32 per block, 7.5 GMACs)")
     block_policy_verbose: bool = _option(False, FLAG, "rl_semseg only: log the policy's statistics every frame")
 
     def __post_init__(self) -> None:

@@ -74,3 +74,12 @@ def test_help_without_a_suite_lists_the_suites(capsys):
     assert benchmark.main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "--suite engine|accuracy" in out and "accuracy" in out
+
+
+def test_policy_networks_run_side_by_side_under_their_own_names(tmp_path):
+    names = [variant.name for variant in accuracy_benchmark.variants([0.5], ["compact", "paper"])]
+    assert names == ["static", "random", "rl50", "rl50_paper"]
+    paper = accuracy_benchmark.variants([0.5], ["paper"])[2]
+    assert paper.learns and paper.flags[-2:] == ("--block-policy-net", "paper")
+    with pytest.raises(SystemExit, match="same run twice"):
+        accuracy_benchmark.main(["--policy-nets", "paper", "paper", "--out", str(tmp_path)])

@@ -8,7 +8,7 @@ from blockcopy_core import BlockCopyModel, BlockCopySettings
 from blockcopy_core.data import build_clips, iter_frames
 from blockcopy_core.data.transforms import normalize
 from blockcopy_core.models import build_swiftnet, fold_batchnorm
-from blockcopy_core.policies import ClipState, LearnedPolicy
+from blockcopy_core.policies import POLICY_NETS, ClipState, LearnedPolicy
 from blockcopy_core.policies.learned import NOT_LEARNING_AFTER
 
 BLOCK = 32
@@ -83,17 +83,18 @@ def test_same_seed_same_grids_and_outputs(network):
         assert torch.equal(a[2], b[2]) and torch.equal(a[3], b[3])
 
 
-def test_split_run_with_policy_file_equals_one_long_run(network, tmp_path):
+@pytest.mark.parametrize("net", POLICY_NETS)
+def test_split_run_with_policy_file_equals_one_long_run(network, tmp_path, net):
     # 9-frame clips: 8 learning frames each, two updates of 4, so no update straddles the split
     clip_list = clips(4, 9)
-    long_model = make_model(network)
+    long_model = make_model(network, block_policy_net=net)
     long_run = run(long_model, clip_list)
 
-    first = make_model(network)
+    first = make_model(network, block_policy_net=net)
     first_part = run(first, clip_list[:2])
     path = tmp_path / "policy.pt"
     path.write_bytes(first.policy_state())
-    second = make_model(network)
+    second = make_model(network, block_policy_net=net)
     second.load_policy_state(path.read_bytes())
     second_part = run(second, clip_list[2:])
 

@@ -18,7 +18,8 @@ RELEASE_DEFAULTS = {  # the original release's argparser
 
 
 def test_defaults_are_the_releases():
-    assert BlockCopySettings().to_dict() == RELEASE_DEFAULTS
+    # one addition: the release's policy network is block_policy_net="paper"; the default is the compact one
+    assert BlockCopySettings().to_dict() == {**RELEASE_DEFAULTS, "block_policy_net": "compact"}
     assert BlockCopySettings.from_dict({}) == BlockCopySettings()
 
 
@@ -33,6 +34,7 @@ def test_defaults_are_the_releases():
     ("block_cost_momentum", 1.0, r"block_cost_momentum must be a number in \[0, 1\)"),
     ("block_policy", "", "block_policy must be a policy name"),
     ("block_policy_verbose", "yes", "block_policy_verbose must be a bool"),
+    ("block_policy_net", "resnet", "block_policy_net must be one of paper, compact, got 'resnet'"),
 ])
 def test_a_bad_value_is_refused_with_the_reason(field, value, reason):
     with pytest.raises(ValueError, match=reason):
@@ -66,6 +68,7 @@ def test_job_flags_are_generated_from_the_fields():
     assert "rl_semseg only: target fraction of executed blocks" in help_text
     args = parse_args(["--block-policy", "random", "--block-size", "64", "--block-optim-lr", "0.001"])
     assert args.blockcopy == BlockCopySettings(block_policy="random", block_size=64, block_optim_lr=0.001)
+    assert parse_args(["--block-policy-net", "paper"]).blockcopy.block_policy_net == "paper"
     assert parse_args([]).blockcopy.block_policy == "static"  # the job's default: the plain dense model
 
 

@@ -23,8 +23,10 @@ from pathlib import Path
 from ..reporting import SUMMARY_FILE, plots, read_summary
 from ..reporting.schema import POLICY_FILE
 from ..reporting.tables import build_sections, render
+from ..settings import POLICY_NETS, BlockCopySettings
 
 RESULTS_FILE = "results.md"
+DEFAULT_NET = BlockCopySettings().block_policy_net
 PLOT_FILE = "pareto.png"
 
 
@@ -50,14 +52,16 @@ class Goals:
     miou_over_random: float = 2.0  # rl at target 0.5 beats the random policy by this much
 
 
-def rl_name(target: float) -> str:
-    """Run folder of the learned policy at ``target`` (0.5 -> rl50)."""
-    return f"rl{round(100 * target):02d}"
+def rl_name(target: float, net: str = DEFAULT_NET) -> str:
+    """Run folder of the learned policy at ``target`` (0.5 -> rl50; with another than the default policy
+    network, e.g. rl50_paper)."""
+    return f"rl{round(100 * target):02d}" + ("" if net == DEFAULT_NET else f"_{net}")
 
 
-def variants(targets: list[float]) -> list[Variant]:
-    rl = [Variant(rl_name(t), ("--block-policy", "rl_semseg", "--block-target", f"{t:g}"))
-          for t in targets]
+def variants(targets: list[float], nets: list[str] | None = None) -> list[Variant]:
+    rl = [Variant(rl_name(t, net), ("--block-policy", "rl_semseg", "--block-target", f"{t:g}",
+                                    "--block-policy-net", net))
+          for net in nets or [DEFAULT_NET] for t in targets]
     return [Variant("static", ("--block-policy", "static")), Variant("random", ("--block-policy", "random")), *rl]
 
 
@@ -75,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--block-size", type=int, default=64, help="block side in pixels (64 at 512x1024)")
     parser.add_argument("--targets", type=float, nargs="+", default=[0.3, 0.5, 0.7],
                         help="execution targets of the learned policy")
+    parser.add_argument("--policy-nets", nargs="+", choices=POLICY_NETS, default=[DEFAULT_NET],
+                        help="networks of the learned policy, each run at every target (e.g. compact paper: the "
+                             "new one and the release's side by side)")
     parser.add_argument("--num-clips-warmup", type=int, default=40,
                         help="clips the learned policy trains on before each of its accuracy runs")
     parser.add_argument("--speed-clips", type=int, default=8,
@@ -117,9 +124,9 @@ def evaluate_command(args: argparse.Namespace, variant: Variant, run_dir: Path, 
 def run_all(args: argparse.Namespace, passthrough: list[str]) -> None:
     """Run every variant (accuracy, then speed at each resolution), keeping the runs finished earlier."""
     out = Path(args.out)
-    plan = [(variant, out / variant.name, None) for variant in variants(args.targets)]
+    plan = [(variant, out / variant.name, None) for variant in variants(args.targets, args.policy_nets)]
     plan += [(variant, out / speed_dir(res) / variant.name, res)
-             for res in speed_resolutions(args) for variant in variants(args.targets)]
+             for res in speed_resolutions(args) for variant in variants(args.targets, args.policy_nets)]
     for variant, run_dir, speed_res in plan:
         kind = f"speed ({speed_res})" if speed_res else "accuracy"
         if (run_dir / SUMMARY_FILE).is_file():
@@ -137,43 +144,51 @@ def speed_resolutions(args: argparse.Namespace) -> list[int]:
     return (args.speed_res or [args.res]) if args.speed_clips else []
 
 
-def goal_lines(out: Path, targets: list[float], speed_res: list[int], goals: Goals = Goals()) -> list[str]:
-    """Each goal of the method with the measured figures, met or missed (by how much)."""
-    def mark(met: bool) -> str:
-        return "met" if met else "**missed**"
-
-    static, random = read_summary(out / "static"), read_summary(out / "random")
+def goal_lines(out: Path, targets: list[float], speed_res: list[int], goals: Goals = Goals(),
+               nets: list[str] | None = None) -> list[str]:
+    """Each goal of the method with the measured figures, met or missed (by how much), per policy network."""
+    static = read_summary(out / "static")
     lines = [f"static mIoU {static['mean_iou']:.2f} (goal >= {goals.static_miou:g}): "
-             f"{mark(static['mean_iou'] >= goals.static_miou)}"]
+             f"{_mark(static['mean_iou'] >= goals.static_miou)}"]
     if rl_name(0.5) not in {rl_name(t) for t in targets}:
         return lines + ["the learned policy's goals are set at target 0.5, which this benchmark did not run"]
-    rl = read_summary(out / rl_name(0.5))
+    for net in nets or [DEFAULT_NET]:
+        lines += _rl_goal_lines(out, rl_name(0.5, net), static, speed_res, goals)
+    return lines
+
+
+def _mark(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def _rl_goal_lines(out: Path, name: str, static: dict, speed_res: list[int], goals: Goals) -> list[str]:
+    random, rl = read_summary(out / "random"), read_summary(out / name)
     ratio = rl["gmacs_per_frame"] / static["gmacs_per_frame"]
     policy_share = rl["policy_gmacs_per_frame"] / static["gmacs_per_frame"]
     drop = static["mean_iou"] - rl["mean_iou"]
     over_random = rl["mean_iou"] - random["mean_iou"]
-    lines += [
-        f"rl50 GMACs per frame {rl['gmacs_per_frame']:.2f} = {100 * ratio:.1f}% of static "
-        f"(goal <= {100 * goals.gmacs_ratio:.0f}%): {mark(ratio <= goals.gmacs_ratio)}; of it the policy network "
+    lines = [
+        f"{name} GMACs per frame {rl['gmacs_per_frame']:.2f} = {100 * ratio:.1f}% of static "
+        f"(goal <= {100 * goals.gmacs_ratio:.0f}%): {_mark(ratio <= goals.gmacs_ratio)}; of it the policy network "
         f"{rl['policy_gmacs_per_frame']:.2f} GMACs ({100 * policy_share:.1f}% of static), the segmentation network "
         f"{100 * (ratio - policy_share):.1f}% of static at execution fraction {rl['exec_fraction']:.3f}",
-        f"rl50 mIoU {rl['mean_iou']:.2f} = static {-drop:+.2f} (goal >= -{goals.miou_drop:g}): "
-        f"{mark(drop <= goals.miou_drop)}",
-        f"rl50 mIoU - random mIoU = {over_random:+.2f} at execution fractions {rl['exec_fraction']:.3f} vs "
+        f"{name} mIoU {rl['mean_iou']:.2f} = static {-drop:+.2f} (goal >= -{goals.miou_drop:g}): "
+        f"{_mark(drop <= goals.miou_drop)}",
+        f"{name} mIoU - random mIoU = {over_random:+.2f} at execution fractions {rl['exec_fraction']:.3f} vs "
         f"{random['exec_fraction']:.3f} (goal >= +{goals.miou_over_random:g}): "
-        f"{mark(over_random >= goals.miou_over_random)}",
+        f"{_mark(over_random >= goals.miou_over_random)}",
     ]
     for res in speed_res:
-        fast_static, fast_rl = (read_summary(out / speed_dir(res) / name) for name in ("static", rl_name(0.5)))
+        fast_static, fast_rl = (read_summary(out / speed_dir(res) / run) for run in ("static", name))
         ratio_fps = fast_rl["fps"] / fast_static["fps"] if fast_static["fps"] > 0 else math.nan
-        lines.append(f"FPS rl50 / static at {fast_static['height']}x{fast_static['width']} = {fast_rl['fps']:.2f} / "
-                     f"{fast_static['fps']:.2f} = {ratio_fps:.2f}x (--fast runs)")
+        lines.append(f"FPS {name} / static at {fast_static['height']}x{fast_static['width']} = "
+                     f"{fast_rl['fps']:.2f} / {fast_static['fps']:.2f} = {ratio_fps:.2f}x (--fast runs)")
     return lines
 
 
-def write_results(out: Path, targets: list[float], speed_res: list[int]) -> Path:
+def write_results(out: Path, targets: list[float], speed_res: list[int], nets: list[str] | None = None) -> Path:
     """results.md: the accuracy runs against static, the speed runs against static, the goals; and the plot."""
-    names = [variant.name for variant in variants(targets)]
+    names = [variant.name for variant in variants(targets, nets)]
 
     def tables(folder: Path) -> tuple[str, list]:
         sections, notes, runs = build_sections([folder / name for name in names], baseline=folder / "static")
@@ -185,7 +200,7 @@ def write_results(out: Path, targets: list[float], speed_res: list[int]) -> Path
     for res in speed_res:
         lines += [f"## Speed at short side {res} (`--fast`: no metrics, no MAC counting)", "",
                   tables(out / speed_dir(res))[0]]
-    lines += ["## Goals", "", *[f"- {line}" for line in goal_lines(out, targets, speed_res)], ""]
+    lines += ["## Goals", "", *[f"- {line}" for line in goal_lines(out, targets, speed_res, nets=nets)], ""]
     try:
         plots.plot_runs(runs, out / PLOT_FILE)
         lines += [f"mIoU against GMACs per frame (Pareto front dashed) and FPS: {PLOT_FILE}", ""]
@@ -200,12 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     args, passthrough = build_parser().parse_known_args(argv)
     if args.num_clips == 0 or args.speed_clips < 0 or args.num_clips_warmup < 0:
         raise SystemExit("--num-clips must be -1 or positive, --speed-clips and --num-clips-warmup at least 0")
-    if len({variant.name for variant in variants(args.targets)}) != len(args.targets) + 2:
-        raise SystemExit(f"--targets {args.targets} name the same run twice (targets are kept to two decimals)")
+    if len({variant.name for variant in variants(args.targets, args.policy_nets)}) != \
+            len(args.targets) * len(args.policy_nets) + 2:
+        raise SystemExit(f"--targets {args.targets} --policy-nets {args.policy_nets} name the same run twice "
+                         "(targets are kept to two decimals)")
     if any(res * args.block_size % args.res for res in args.speed_res or []):
         raise SystemExit(f"--speed-res {args.speed_res}: the block size {args.block_size} scaled to each must be whole")
     run_all(args, passthrough)
-    path = write_results(Path(args.out), args.targets, speed_resolutions(args))
+    path = write_results(Path(args.out), args.targets, speed_resolutions(args), args.policy_nets)
     print(path.read_text())
     print(f"written: {path}")
     return 0

@@ -1,7 +1,8 @@
 """The learned execution policy ``rl_semseg``: a small CNN trained online with REINFORCE.
 
 Per frame it looks at the frame, the frame state (the pixels each block last executed on), the previous output
-and the previous grid, and samples one Bernoulli decision per block. Its reward is the information gain of the
+and the previous grid, and samples one Bernoulli decision per block (its network, ``block_policy_net``, is in
+``nets.py``). Its reward is the information gain of the
 executed blocks (how much the segmentation output changed there) plus a complexity term that steers the running
 execution fraction to ``block_target``; copied blocks get the negated reward, so REINFORCE lowers their
 probability exactly when executing would have paid off. The segmentation network is never trained or changed.
@@ -17,54 +18,18 @@ from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..settings import BlockCopySettings
 from .base import BlockPolicy, ClipState, grid_size
+from .nets import NETS
 
 log = logging.getLogger("blockcopy")
 T = TypeVar("T")
 POLICY_SEED = 0  # of the initial network and the sampling: the same in every run
 NOT_LEARNING_AFTER = 300  # frames after which indistinct probabilities for executed / copied blocks warn
 NOT_LEARNING_MARGIN = 0.1  # a frozen, untrained network already shows ~0.03-0.05 (selection of likelier blocks)
-
-
-class BasicBlock(nn.Module):
-    """CIFAR-style residual block: two 3x3 convs with BatchNorm, a 1x1 projection when the shape changes."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                                          nn.BatchNorm2d(out_channels))
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
-
-
-class PolicyNet(nn.Module):
-    """ResNet-8 (one block per stage, widths 32/64/128, strides 1/2/2) and three stride-2 convs to one logit
-    per block: an input at 1/4 * 128 / block_size of the frame comes out at one value per block."""
-
-    def __init__(self, in_channels: int):
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU())
-        self.stages = nn.Sequential(BasicBlock(32, 32, 1), BasicBlock(32, 64, 2), BasicBlock(64, 128, 2))
-        self.head = nn.Sequential(
-            nn.Conv2d(128, 128, 3, 2, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(),
-            nn.Conv2d(128, 128, 3, 2, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(),
-            nn.Conv2d(128, 1, 3, 2, 1),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.stages(self.stem(x)))[:, 0]
 
 
 class LearnedPolicy(BlockPolicy):
@@ -79,10 +44,12 @@ class LearnedPolicy(BlockPolicy):
         self.complexity_weight = settings.block_complexity_weight
         self.cost_momentum = settings.block_cost_momentum
         self.verbose = settings.block_policy_verbose
+        self.net_name = settings.block_policy_net
         with torch.random.fork_rng(devices=[]):  # every run starts from the same initial network
             torch.manual_seed(POLICY_SEED)
             # channels_last: oneDNN (and cuDNN) run these small-channel convolutions ~20% faster in that layout
-            self.net = PolicyNet(3 + 3 + self.num_classes + 1).to(memory_format=torch.channels_last)
+            net = NETS[self.net_name](3 + 3 + self.num_classes + 1)
+            self.net = net.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.RMSprop(self.net.parameters(), lr=settings.block_optim_lr,
                                              weight_decay=settings.block_optim_wd,
                                              momentum=settings.block_optim_momentum)
@@ -95,6 +62,7 @@ class LearnedPolicy(BlockPolicy):
         self.statistic_frames = 0
         self._pending: list[Tensor] = []  # per-frame losses since the last update
         self._pending_shapes: list[tuple[int, ...]] = []  # their grids' shapes (which fix the network inputs')
+        self._log_probs_of: tuple[Tensor, Tensor] | None = None  # (output, its 1/4-scale log-softmax), reused
         self._macs: dict[tuple, int] = {}  # MACs by input shapes: counted once (a counter slows every op down)
         self._log_prob: Tensor | None = None
         self._probs: Tensor | None = None
@@ -127,18 +95,34 @@ class LearnedPolicy(BlockPolicy):
         return grid.cpu()
 
     def _features(self, frames: Tensor, state: ClipState, grid_hw: tuple[int, int]) -> Tensor:
-        """Frame, frame state, previous softmax output - 0.5 and previous grid - 0.5, at 1/4 * 128 / block_size."""
-        size = (grid_hw[0] * 32, grid_hw[1] * 32)
+        """Frame, frame state, previous softmax output - 0.5 and previous grid - 0.5, at the network's pixels per
+        block: the paper's resizes each nearest; the compact one averages frames over each input pixel's cell and
+        reuses the previous output's 1/4-scale softmax, which the reward computed on the last frame."""
+        per_block = self.net.pixels_per_block
+        size = (grid_hw[0] * per_block, grid_hw[1] * per_block)
         device = next(self.net.parameters()).device
+        nearest = self.net.resize == "nearest"
 
         def resized(x: Tensor) -> Tensor:
-            return F.interpolate(x.detach().float().to(device), size=size, mode="nearest")
+            x = x.detach().float().to(device)
+            return F.interpolate(x, size=size, mode="nearest") if nearest else F.adaptive_avg_pool2d(x, size)
 
-        # Nearest resizing picks pixels, so softmax after it equals softmax before it, on fewer pixels.
-        previous = torch.softmax(resized(state.previous_output), dim=1)
-        grid = state.previous_grid.detach().float()[:, None]
-        features = torch.cat([resized(frames), resized(state.frame_state), previous - 0.5, resized(grid) - 0.5], dim=1)
+        if nearest:  # nearest resizing picks pixels, so softmax after it equals softmax before it, on fewer pixels
+            previous = torch.softmax(resized(state.previous_output), dim=1)
+        else:
+            previous = resized(self._log_probs(state.previous_output).exp())
+        grid = F.interpolate(state.previous_grid.detach().float()[:, None].to(device), size=size, mode="nearest")
+        features = torch.cat([resized(frames), resized(state.frame_state), previous - 0.5, grid - 0.5], dim=1)
         return features.contiguous(memory_format=torch.channels_last)
+
+    def _log_probs(self, output: Tensor) -> Tensor:
+        """Log-softmax of ``output`` at 1/4 scale (bilinear), computed once per output: the reward needs it for
+        this frame and the next, the compact network's input for the next."""
+        if self._log_probs_of is not None and self._log_probs_of[0] is output:
+            return self._log_probs_of[1]
+        log_probs = F.log_softmax(_quarter(output.detach().float()), 1)
+        self._log_probs_of = (output, log_probs)
+        return log_probs
 
     def _counted(self, key: tuple, fn: Callable[..., T], *args: Any) -> tuple[T, int]:
         """``fn(*args)`` and its MACs, counted with FlopCounterMode the first time ``key`` (the shapes) is seen."""
@@ -154,6 +138,7 @@ class LearnedPolicy(BlockPolicy):
     def observe(self, frames: Tensor, grid: Tensor, output: Tensor, state: ClipState) -> None:
         self.last_update_macs = 0
         if self._log_prob is None or state.previous_output is None:
+            self._log_probs(output)  # the next frame's input and reward read it
             return
         grid = grid.to(self._log_prob.device)
         fraction = float(grid.float().mean())
@@ -182,9 +167,8 @@ class LearnedPolicy(BlockPolicy):
         """Per block: information gain plus the complexity reward; negated where the block was copied."""
         with torch.no_grad():
             gh, gw = grid.shape[1:]
-            current = _quarter(output.detach().float())
-            previous = _quarter(previous_output.detach().float())
-            log_p, log_q = F.log_softmax(current, 1), F.log_softmax(previous, 1)
+            log_q = self._log_probs(previous_output)
+            log_p = self._log_probs(output)
             kl = (log_p.exp() * (log_p - log_q)).mean(1, keepdim=True)  # mean over classes
             gain = F.adaptive_max_pool2d(kl, (gh, gw))[:, 0].to(grid.device)
             excess = self.running_cost - self.target
@@ -223,11 +207,16 @@ class LearnedPolicy(BlockPolicy):
             "running_cost": self.running_cost, "frames_seen": self.frames_seen, "updates": self.updates,
             "prob_executed_sum": self.prob_executed_sum, "prob_copied_sum": self.prob_copied_sum,
             "statistic_frames": self.statistic_frames, "generator": self.generator.get_state(),
+            "policy_net": self.net_name,
         }, buffer)
         return buffer.getvalue()
 
     def load_state(self, blob: bytes) -> None:
         state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        saved = state.get("policy_net", "paper")  # files from before the compact network hold the paper's
+        if saved != self.net_name:
+            raise ValueError(f"the policy state holds the {saved!r} policy network, this policy runs the "
+                             f"{self.net_name!r} one: give --block-policy-net {saved}, or start without the state")
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
@@ -235,6 +224,7 @@ class LearnedPolicy(BlockPolicy):
                     "statistic_frames"):
             setattr(self, key, state[key])
         self._pending, self._pending_shapes = [], []
+        self._log_probs_of = None
 
 
 def _quarter(x: Tensor) -> Tensor:

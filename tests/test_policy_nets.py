@@ -1,0 +1,78 @@
+"""The learned policy's networks (block_policy_net paper / compact): cost by grid, learning, saved state."""
+
+import pytest
+import torch
+
+from blockcopy_core import BlockCopySettings
+from blockcopy_core.policies import POLICY_NETS, ClipState, LearnedPolicy
+
+CLASSES = 19
+
+
+def policy_macs(net: str, block: int, grid: tuple[int, int]) -> int:
+    policy = LearnedPolicy(BlockCopySettings(block_policy_net=net, block_size=block))
+    h, w = grid[0] * block, grid[1] * block
+    state = ClipState(block_size=block, previous_output=torch.randn(1, CLASSES, h, w),
+                      previous_grid=torch.ones(1, *grid, dtype=torch.bool), frame_state=torch.zeros(1, 3, h, w))
+    with torch.no_grad():
+        assert policy(torch.randn(1, 3, h, w), state).shape == (1, *grid)
+    return policy.last_policy_macs
+
+
+@pytest.mark.parametrize("net", POLICY_NETS)
+def test_cost_follows_the_grid_not_the_pixels(net):
+    # the same 4x8 grid of 32 px blocks (128x256) and of 64 px blocks (256x512): the same input, the same MACs
+    assert policy_macs(net, 32, (4, 8)) == policy_macs(net, 64, (4, 8)) > 0
+    assert policy_macs(net, 32, (8, 16)) == 4 * policy_macs(net, 32, (4, 8))
+
+
+def test_compact_network_costs_a_fiftieth_of_the_papers():
+    compact, paper = policy_macs("compact", 64, (8, 16)), policy_macs("paper", 64, (8, 16))
+    assert compact < paper / 50
+    assert paper == pytest.approx(7.53e9, rel=0.01)  # the release's network at an 8x16 grid
+
+
+def moving_left_half(steps: int, net: str) -> LearnedPolicy:
+    """A policy trained where the output changes every frame in the left half of the frame and never in the
+    right half (the frames change likewise), with a learning rate that makes the test short."""
+    policy = LearnedPolicy(BlockCopySettings(block_policy_net=net, block_size=32, block_optim_lr=1e-3,
+                                             block_train_interval=2))
+    generator = torch.Generator().manual_seed(0)
+    h, w = 64, 128
+    still_frame, still_output = torch.randn(1, 3, h, w, generator=generator), torch.randn(1, CLASSES, h, w)
+    state = ClipState(block_size=32, previous_output=10 * still_output, previous_grid=torch.ones(1, 2, 4).bool(),
+                      frame_state=still_frame.clone())
+    with torch.no_grad():
+        for _ in range(steps):
+            frames, output = still_frame.clone(), 10 * still_output.clone()
+            frames[..., : w // 2] = torch.randn(1, 3, h, w // 2, generator=generator)
+            output[..., : w // 2] = 10 * torch.randn(1, CLASSES, h, w // 2, generator=generator)
+            grid = policy(frames, state)
+            policy.observe(frames, grid, output, state)
+            state.frame_state = torch.where(grid.repeat_interleave(32, 1).repeat_interleave(32, 2)[:, None],
+                                            frames, state.frame_state)
+            state.previous_output, state.previous_grid = output, grid
+    return policy
+
+
+@pytest.mark.parametrize("net", POLICY_NETS)
+def test_it_learns_to_execute_where_the_output_changes(net):
+    policy = moving_left_half(20, net)
+    probs = policy._probs[0]
+    assert policy.updates == 10
+    assert probs[:, :2].mean() > probs[:, 2:].mean() + 0.3
+    assert policy.prob_executed_sum / policy.statistic_frames > policy.prob_copied_sum / policy.statistic_frames
+
+
+@pytest.mark.parametrize("net", POLICY_NETS)
+def test_state_saves_and_loads(net):
+    trained = moving_left_half(6, net)
+    fresh = LearnedPolicy(BlockCopySettings(block_policy_net=net, block_size=32))
+    fresh.load_state(trained.state())
+    for name, tensor in trained.net.state_dict().items():
+        assert torch.equal(tensor, fresh.net.state_dict()[name]), name
+    assert (fresh.updates, fresh.frames_seen, fresh.running_cost) == (3, 6, trained.running_cost)
+    assert torch.equal(fresh.generator.get_state(), trained.generator.get_state())
+    other = next(name for name in POLICY_NETS if name != net)
+    with pytest.raises(ValueError, match=f"holds the '{net}' policy network.*--block-policy-net {net}"):
+        LearnedPolicy(BlockCopySettings(block_policy_net=other, block_size=32)).load_state(trained.state())
