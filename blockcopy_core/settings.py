@@ -36,13 +36,17 @@ POSITIVE_INT = Rule(lambda v: _is_int(v) and v > 0, "a positive int")
 FRACTION = Rule(lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
 MOMENTUM = Rule(lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)")
 NON_NEGATIVE = Rule(lambda v: _is_number(v) and v >= 0, "a number >= 0")
+NON_NEGATIVE_OR_NONE = Rule(lambda v: v is None or (_is_number(v) and v >= 0), "a number >= 0 (or None: the default)")
+DEFAULT_LEARNING_RATES = {"paper": 1e-4, "compact": 1e-3}  # the release's for its network; ten times it for the
+# compact one, which at 1e-4 learns too slowly for a short warm-up (docs/benchmarks.md, "The compact policy network")
 POLICY_NETS = ("paper", "compact")
 POLICY_NET = Rule(lambda v: v in POLICY_NETS, f"one of {', '.join(POLICY_NETS)}")
 FLAG = Rule(lambda v: isinstance(v, bool), "a bool")
 
 
-def _option(default: Any, rule: Rule, help: str) -> Any:
-    return field(default=default, metadata={"rule": rule, "help": help})
+def _option(default: Any, rule: Rule, help: str, kind: type | None = None) -> Any:
+    """A setting: its default, rule and help; ``kind`` types its flag where the default (None) cannot."""
+    return field(default=default, metadata={"rule": rule, "help": help, "kind": kind or type(default)})
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,9 @@ class BlockCopySettings:
     block_train_interval: int = _option(4, POSITIVE_INT, "rl_semseg only: frames per policy update")
     block_complexity_weight: float = _option(5.0, NON_NEGATIVE, "rl_semseg only: weight of the reward that steers "
                                                                 "the running execution fraction to the target")
-    block_optim_lr: float = _option(1e-4, NON_NEGATIVE, "rl_semseg only: RMSprop learning rate (0: frozen)")
+    block_optim_lr: float | None = _option(None, NON_NEGATIVE_OR_NONE, "rl_semseg only: RMSprop learning rate "
+                                           "(0: frozen); default: 1e-4 with the paper network (the release's), "
+                                           "1e-3 with the compact one", kind=float)
     block_optim_wd: float = _option(1e-3, NON_NEGATIVE, "rl_semseg only: RMSprop weight decay")
     block_optim_momentum: float = _option(0.0, MOMENTUM, "rl_semseg only: RMSprop momentum")
     block_cost_momentum: float = _option(0.9, MOMENTUM, "rl_semseg only: momentum of the running execution "
@@ -88,6 +94,11 @@ class BlockCopySettings:
         """Settings from the flags :func:`add_arguments` added."""
         return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
+    @property
+    def optim_lr(self) -> float:
+        """The learning rate the policy uses: ``block_optim_lr``, or its network's default when that is None."""
+        return DEFAULT_LEARNING_RATES[self.block_policy_net] if self.block_optim_lr is None else self.block_optim_lr
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -103,5 +114,5 @@ def add_arguments(group: argparse._ActionsContainer, *, defaults: Mapping[str, A
         if isinstance(f.default, bool):
             group.add_argument(flag, action="store_true", help=text)
         else:
-            group.add_argument(flag, type=type(f.default), default=defaults.get(f.name, f.default),
+            group.add_argument(flag, type=f.metadata["kind"], default=defaults.get(f.name, f.default),
                                choices=choices.get(f.name), help=text)

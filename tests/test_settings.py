@@ -18,9 +18,13 @@ RELEASE_DEFAULTS = {  # the original release's argparser
 
 
 def test_defaults_are_the_releases():
-    # one addition: the release's policy network is block_policy_net="paper"; the default is the compact one
-    assert BlockCopySettings().to_dict() == {**RELEASE_DEFAULTS, "block_policy_net": "compact"}
+    # the release's policy network is block_policy_net="paper" with its learning rate; the default is the compact
+    # one, whose learning rate (block_optim_lr unset) is ten times higher
+    assert BlockCopySettings().to_dict() == {**RELEASE_DEFAULTS, "block_policy_net": "compact", "block_optim_lr": None}
     assert BlockCopySettings.from_dict({}) == BlockCopySettings()
+    assert BlockCopySettings().optim_lr == 1e-3
+    assert BlockCopySettings(block_policy_net="paper").optim_lr == RELEASE_DEFAULTS["block_optim_lr"] == 1e-4
+    assert BlockCopySettings(block_optim_lr=0.0).optim_lr == 0.0  # given: as given, 0 freezes the policy
 
 
 @pytest.mark.parametrize(("field", "value", "reason"), [

@@ -50,7 +50,7 @@ class LearnedPolicy(BlockPolicy):
             # channels_last: oneDNN (and cuDNN) run these small-channel convolutions ~20% faster in that layout
             net = NETS[self.net_name](3 + 3 + self.num_classes + 1)
             self.net = net.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.RMSprop(self.net.parameters(), lr=settings.block_optim_lr,
+        self.optimizer = torch.optim.RMSprop(self.net.parameters(), lr=settings.optim_lr,
                                              weight_decay=settings.block_optim_wd,
                                              momentum=settings.block_optim_momentum)
         self.generator = torch.Generator().manual_seed(POLICY_SEED)  # Bernoulli sampling
