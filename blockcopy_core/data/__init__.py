@@ -8,7 +8,8 @@ Layering (each module imports only those above it): ``scene`` (the renderer) -> 
 """
 
 from blockcopy_core.data.catalog import build_clips
-from blockcopy_core.data.clips import Clip, Frame, FrameReadError
+from blockcopy_core.data.clips import Clip, Frame
+from blockcopy_core.data.errors import FrameReadError
 from blockcopy_core.data.loading import iter_frames, load_image
 
 __all__ = ["Clip", "Frame", "FrameReadError", "build_clips", "iter_frames", "load_image"]

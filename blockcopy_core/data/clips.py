@@ -18,17 +18,6 @@ from blockcopy_core.data.segments import VideoSegment
 SOURCES = ("cityscapes", "demo", "synthetic", "video")
 
 
-class FrameReadError(RuntimeError):
-    """An image or label file could not be read or decoded; ``path`` names it."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(f"cannot read {path}: {reason}")
-        self.path, self.reason = str(path), reason
-
-    def __reduce__(self) -> tuple:  # picklable, so it can cross from a Ray actor to the driver
-        return type(self), (self.path, self.reason)
-
-
 @dataclass(frozen=True)
 class Clip:
     """An ordered list of frames plus optional labels (``None`` where a frame is unlabelled)."""

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import av
 import numpy as np
 
-from blockcopy_core.data.clips import FrameReadError
+from blockcopy_core.data.errors import FrameReadError
 from blockcopy_core.data.segments import VideoSegment
 
 

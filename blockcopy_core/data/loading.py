@@ -12,8 +12,9 @@ import numpy as np
 from PIL import Image
 
 from blockcopy_core.constants import IGNORE_INDEX
-from blockcopy_core.data.clips import Clip, Frame, FrameReadError
+from blockcopy_core.data.clips import Clip, Frame
 from blockcopy_core.data.decode import iter_video_frames
+from blockcopy_core.data.errors import FrameReadError
 from blockcopy_core.data.scene import render_clip
 from blockcopy_core.labels import label_ids_to_train_ids
 

@@ -15,19 +15,10 @@ from pathlib import Path
 import av
 from natsort import natsorted
 
+from blockcopy_core.data.errors import VideoInputError
+
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm")
 _GLOB_CHARS = set("*?[")
-
-
-class VideoInputError(ValueError):
-    """A video path matches nothing, or a file is not a decodable video; ``path`` names it."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = str(path), reason
-
-    def __reduce__(self) -> tuple:  # picklable, so it can cross from a Ray actor to the driver
-        return type(self), (self.path, self.reason)
 
 
 @dataclass(frozen=True)
