@@ -27,8 +27,10 @@ def demo(tmp_path):
 
 def warmup_ids(argv: list[str]) -> tuple[list[str], list[str]]:
     args = parse_args(argv)
-    eval_clips = job.make_clips(args, job.eval_count(args))
-    return [clip.clip_id for clip in job.make_warmup_clips(args, eval_clips)], [c.clip_id for c in eval_clips]
+    listed, _ = job.list_source(args, args.mode)
+    eval_clips = job.make_clips(args, job.eval_count(args), listed)
+    warm = job.make_warmup_clips(args, eval_clips, listed)
+    return [clip.clip_id for clip in warm], [clip.clip_id for clip in eval_clips]
 
 
 def test_synthetic_warmup_is_5_clips_per_evaluation_clip_of_its_own_range():

@@ -119,47 +119,47 @@ def runner_config(args: argparse.Namespace, report_dir: str) -> RunnerConfig:
     )
 
 
-def make_clips(args: argparse.Namespace, count: int | None) -> list[Clip]:
-    """The evaluation clips (``count``; None = all)."""
+def list_source(args: argparse.Namespace, mode: str) -> tuple[list[Clip], list[VideoInputError]]:
+    """Every clip of the source (Cityscapes: of split ``mode``) and the videos that cannot be read; a synthetic
+    source has no end, so none (its ranges are made by ``synthetic_range``)."""
     if args.data == "synthetic":
-        height = args.res or SYNTHETIC_DEFAULT_RES
-        return build_clips("synthetic", clip_length=args.clip_length, num_clips=count, seed=args.seed,
-                           height=height, width=2 * height, first_clip=EVAL_FIRST)
-    clips = source_clips(args, args.mode)
-    return clips if count is None else clips[:count]
-
-
-def source_clips(args: argparse.Namespace, mode: str) -> list[Clip]:
+        return [], []
     if args.data == "video":
-        return video_source(args)[0]
+        return video_clips(args.video, args.segment_length, args.max_frames, args.start, args.end, args.stride)
     return build_clips(args.data, cityscapes_dir=args.cityscapes_dir, mode=mode, demo_dir=args.demo_dir,
-                       clip_length=args.clip_length)
+                       clip_length=args.clip_length), []
 
 
-def video_source(args: argparse.Namespace) -> tuple[list[Clip], list[VideoInputError]]:
-    """One clip per segment of every readable video of ``--video``, and the errors of the unreadable ones."""
-    return video_clips(args.video, args.segment_length, args.max_frames, args.start, args.end, args.stride)
+def synthetic_range(args: argparse.Namespace, count: int | None, first_clip: int) -> list[Clip]:
+    height = args.res or SYNTHETIC_DEFAULT_RES
+    return build_clips("synthetic", clip_length=args.clip_length, num_clips=count, seed=args.seed, height=height,
+                       width=2 * height, first_clip=first_clip)
 
 
-def make_warmup_clips(args: argparse.Namespace, eval_clips: list[Clip]) -> list[Clip]:
+def make_clips(args: argparse.Namespace, count: int | None, listed: list[Clip]) -> list[Clip]:
+    """The evaluation clips (``count``; None = all): the first of the ``listed`` source, or synthetic ones."""
+    if args.data == "synthetic":
+        return synthetic_range(args, count, EVAL_FIRST)
+    return listed[:count]
+
+
+def make_warmup_clips(args: argparse.Namespace, eval_clips: list[Clip], listed: list[Clip]) -> list[Clip]:
     """The learned policy's warm-up clips, never evaluation clips unless there are no others and
     ``--num-clips-warmup`` asks for some: synthetic ones of their own range; Cityscapes' train split (else the
-    split's other clips); the other clips of a folder. Drawn in a seeded order, cycling when fewer."""
+    split's other ``listed`` clips); the other clips of a folder. Drawn in a seeded order, cycling when fewer."""
     if args.data == "synthetic":
         count = default_warmup_count("synthetic", len(eval_clips), 0) if args.num_clips_warmup is None \
             else args.num_clips_warmup
-        height = args.res or SYNTHETIC_DEFAULT_RES
-        return build_clips("synthetic", clip_length=args.clip_length, num_clips=count, seed=args.seed,
-                           height=height, width=2 * height, first_clip=WARMUP_FIRST) if count else []
+        return synthetic_range(args, count, WARMUP_FIRST) if count else []
     spare = []
     if args.data == "cityscapes" and args.mode != "train":
         try:
-            spare = source_clips(args, "train")
+            spare = list_source(args, "train")[0]
         except ValueError:  # no train split here: the other clips of this one
             pass
     if not spare:
         evaluated = {clip.clip_id for clip in eval_clips}
-        spare = [clip for clip in source_clips(args, args.mode) if clip.clip_id not in evaluated]
+        spare = [clip for clip in listed if clip.clip_id not in evaluated]
     count = args.num_clips_warmup
     if count is None:
         count = default_warmup_count(args.data, len(eval_clips), len(spare))
@@ -275,17 +275,15 @@ def prepare(args: argparse.Namespace, run_id: str, report_dir: str, resume: str)
     """Everything checked before compute, bad input refused (:class:`Refused`): the clips, the weights, and last
     the run folder claimed for them (writable, locked, a run of its own or the same run resumed)."""
     try:
-        eval_clips, unreadable = make_clips(args, eval_count(args)), []
-        if args.data == "video":
-            eval_clips, unreadable = video_source(args)
-            eval_clips = eval_clips[: eval_count(args)]
-            if not eval_clips:
-                raise ValueError(f"no readable video: {'; '.join(map(str, unreadable))}")
+        listed, unreadable = list_source(args, args.mode)  # once: listing videos probes every file
+        eval_clips = make_clips(args, eval_count(args), listed)
+        if not eval_clips:  # every video unreadable (other sources refuse an empty listing themselves)
+            raise ValueError(f"no readable video: {'; '.join(map(str, unreadable))}")
         size = model_input_size(eval_clips[0], args.res) if args.block_policy != "static" else None
         if size is not None:
             check_block_size(args.blockcopy.block_size, size)
         learns = args.block_policy in POLICIES_THAT_LEARN
-        warmup_clips = make_warmup_clips(args, eval_clips) if learns else []
+        warmup_clips = make_warmup_clips(args, eval_clips, listed) if learns else []
         weights = initial_weights(args)
         manifest = Manifest.create(run_id, result_settings(args), eval_clips, code_version())
         return Plan(open_run(report_dir, manifest, resume=args.resume), eval_clips, warmup_clips, weights,
@@ -325,7 +323,7 @@ def run(args: argparse.Namespace, plan: Plan) -> ExitStatus:
     if args.fast:
         figures["mean_iou"] = figures["gmacs_per_frame"] = float("nan")
     summary = summary_row(run_config, figures, fps=session.fps, num_actors=session.num_actors,
-                          wall_s=session.wall_s, **provenance())
+                          wall_s=session.wall_s, **provenance(folder.manifest.code))
     path = writer.write_summary(summary)
     log_results(clips, summary, confusion, session.timings if args.timings else None)
     log.info("summary written to %s", path)

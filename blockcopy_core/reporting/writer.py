@@ -27,11 +27,12 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout (or site-pack
 SOURCE_PATTERNS = ("blockcopy_core/**/*.py", "jobs/*.py", "csrc/*.cpp", "csrc/*.cu")
 
 
-def provenance() -> dict[str, str]:
-    """The summary's run-wide facts about the code that ran: its version (``code_version``) and libraries'."""
+def provenance(code: str) -> dict[str, str]:
+    """The summary's run-wide facts about the code that ran: ``code`` (the manifest's ``code_version``) and the
+    libraries' versions."""
     versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
                 "pyarrow": pa.__version__, "ray": _ray_version()}
-    return {"git_commit": code_version(), **{f"version_{name}": versions[name] for name in VERSIONED_LIBRARIES}}
+    return {"git_commit": code, **{f"version_{name}": versions[name] for name in VERSIONED_LIBRARIES}}
 
 
 def _ray_version() -> str:
