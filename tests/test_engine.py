@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_engine_support import SmallNet, assert_close, random_grid, randomize_bn
+from test_engine_support import ReturnsFeatures, SmallNet, assert_close, random_grid, randomize_bn
 from torch import Tensor, nn
 
 from blockcopy_core.engine import BlockSparseEngine, UnsupportedOpError, ops
@@ -178,19 +178,6 @@ def test_training_mode_batchnorm_is_refused():
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)).train()
     with pytest.raises(UnsupportedOpError, match="batch_norm"):
         BlockSparseEngine(model, 8)(frames(2, 16, 16, 0), torch.ones(2, 2, 2, dtype=torch.bool))
-
-
-class ReturnsFeatures(nn.Module):
-    """Returns an intermediate map that is also the input of a padded conv (a stored map)."""
-
-    def __init__(self):
-        super().__init__()
-        self.a = nn.Conv2d(3, 4, 3, padding=1)
-        self.b = nn.Conv2d(4, 4, 3, padding=1)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        features = self.a(x)
-        return features, self.b(features)
 
 
 def test_returned_outputs_never_change():

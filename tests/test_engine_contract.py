@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from test_engine_support import assert_close, random_grid
+from test_engine_support import ReturnsFeatures, assert_close, random_grid
 from torch import Tensor, nn
 
 from blockcopy_core.engine import BlockSparseEngine, UnsupportedOpError, twins
@@ -25,26 +25,13 @@ def copied_mask(grid: Tensor, block: int, like: Tensor) -> Tensor:
     return ~grid.repeat_interleave(block, 1).repeat_interleave(block, 2)[:, None].expand_as(like)
 
 
-class Features(nn.Module):
-    """Returns a stored map (the input of a padded conv) next to the logits."""
-
-    def __init__(self):
-        super().__init__()
-        self.a = nn.Conv2d(3, 4, 3, padding=1)
-        self.b = nn.Conv2d(4, 2, 3, padding=1)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        features = torch.relu(self.a(x))
-        return features, self.b(features)
-
-
 # -- outputs the caller owns --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dense_when_full", [True, False])
 def test_editing_returned_outputs_in_place_changes_nothing(dense_when_full):
     """Dense, sparse and empty-grid outputs edited in place (y.mul_(0)): the next frame's copied blocks are
     still the true previous output, and so is the next empty-grid output."""
     torch.manual_seed(0)
-    engine = BlockSparseEngine(Features().eval(), 16, dense_when_full=dense_when_full)
+    engine = BlockSparseEngine(ReturnsFeatures().eval(), 16, dense_when_full=dense_when_full)
     empty = torch.zeros(1, 2, 3, dtype=torch.bool)
     grids = [full(), random_grid(1, 2, 3, 0.5, 1) | torch.tensor([[[True, False, False], [False, False, False]]]),
              empty, random_grid(1, 2, 3, 0.5, 3), empty]
@@ -61,7 +48,7 @@ def test_editing_returned_outputs_in_place_changes_nothing(dense_when_full):
 
 
 def test_outputs_are_not_engine_state():
-    engine = BlockSparseEngine(Features().eval(), 16)
+    engine = BlockSparseEngine(ReturnsFeatures().eval(), 16)
     out = engine(frames(0), full())
     held = {t.untyped_storage().data_ptr() for t in [*engine.state.outputs, *engine.state.maps.values()]}
     assert not held & {y.untyped_storage().data_ptr() for y in out}

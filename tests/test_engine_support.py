@@ -35,6 +35,19 @@ class SmallNet(nn.Module):
         return F.interpolate(logits, size=image.shape[2:], mode="bilinear", align_corners=False)
 
 
+class ReturnsFeatures(nn.Module):
+    """Returns an intermediate map that is also the input of a padded conv (a stored map)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        features = self.a(x)
+        return features, self.b(features)
+
+
 def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
     """Random BN affine parameters and running statistics (so block errors show), eval mode."""
     g = torch.Generator().manual_seed(seed)
