@@ -68,12 +68,12 @@ class RunStore:
     constructor arguments that live in the object store (weights, actor handles) make Ray warn at every start.
     """
 
-    def __init__(self, weights: dict[str, torch.Tensor]):
-        self._weights = weights
+    def __init__(self, weights: list[ray.ObjectRef]):
+        self._weights = weights  # [the weights' one copy in the object store], which every actor reads
         self.states: dict[int, bytes] = {}
         self.frames = 0
 
-    def weights(self) -> dict[str, torch.Tensor]:
+    def weights(self) -> list[ray.ObjectRef]:
         return self._weights
 
     def put_state(self, slot: int, state: bytes) -> None:
@@ -102,7 +102,8 @@ class ClipActor:
         store = ray.get_actor(store_name)
         context = ray.get_runtime_context()
         # Ray sets CUDA_VISIBLE_DEVICES to this actor's GPUs, so "cuda" is the GPU assigned to it.
-        self.runner = build_runner(config, ray.get(store.weights.remote()), actor=context.get_actor_id()[:12],
+        weights = ray.get(ray.get(store.weights.remote())[0])
+        self.runner = build_runner(config, weights, actor=context.get_actor_id()[:12],
                                    node=f"{socket.gethostname()}:{context.get_node_id()[:8]}")
         self.slot, self.store, self.learns = slot, store, config.policy in POLICIES_THAT_LEARN
         self.runner.on_frame = lambda frames: store.add_frames.remote(frames)  # not waited for
@@ -168,9 +169,10 @@ class RayExecutor:
         else:
             count = num_actors or max(1, int(resources.get("CPU", 1) // cpus_per_actor))
             options = {"num_cpus": cpus_per_actor}
-        # The weights go once into the store; every actor (and a restarted one) reads them from there.
+        # The weights go once into the object store (held by the store actor, not copied per actor); every actor
+        # (and a restarted one) reads that copy.
         store_name = f"blockcopy-run-store-{uuid.uuid4().hex}"
-        self.store = RunStore.options(name=store_name).remote(weights)
+        self.store = RunStore.options(name=store_name).remote([ray.put(weights)])
         threads = max(1, int(cpus_per_actor))
         self.actors = [
             ClipActor.options(max_restarts=max_restarts, max_task_retries=max_restarts, **options)
