@@ -56,8 +56,9 @@ BlockStrides block_strides(const at::Tensor& blocks, const Layout& d, int64_t b,
 
 // Copies block rows between a map (N x C x H x W) and packed blocks (B x C x b x b, rows contiguous);
 // to_other picks the direction. With other_is_map, `other` is a second map of the same shape (transfer).
+// border > 0 moves only each block's frame of that width (its first and last `border` rows and columns).
 void move_blocks(const at::Tensor& dense, const at::Tensor& other, const std::vector<int64_t>& ids, int64_t b,
-                 bool other_is_map, bool to_other) {
+                 bool other_is_map, bool to_other, int64_t border = 0) {
   Layout d = layout_of(dense, "map");
   TORCH_CHECK(d.h % b == 0 && d.w % b == 0, "block size ", b, " does not divide the map size ", d.h, "x", d.w);
   TORCH_CHECK(other.scalar_type() == dense.scalar_type(), "blocks and map must share the dtype");
@@ -75,9 +76,12 @@ void move_blocks(const at::Tensor& dense, const at::Tensor& other, const std::ve
   const int64_t nb = ids.size();
   // a "row" is b contiguous pixels: per (block, channel, y) in NCHW, per (block, y) with all channels in NHWC
   const int64_t planes = d.nhwc ? 1 : d.c;
-  const int64_t row_bytes = (d.nhwc ? b * d.c : b) * es;
+  const int64_t pixel_bytes = (d.nhwc ? d.c : 1) * es;
+  const int64_t row_bytes = b * pixel_bytes;
   const int64_t rows = nb * planes * b;
-#pragma omp parallel for if (rows * row_bytes > 65536)
+  const bool frame_only = border > 0 && 2 * border < b;  // else the frame is the whole block
+  const int64_t edge_bytes = border * pixel_bytes;
+#pragma omp parallel for if (rows * (frame_only ? 2 * edge_bytes : row_bytes) > 65536)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t m = r / (planes * b), c = (r / b) % planes, y = r % b;
     const int64_t id = ids[m];
@@ -88,10 +92,13 @@ void move_blocks(const at::Tensor& dense, const at::Tensor& other, const std::ve
     const int64_t other_off = other_is_map ? map_off : m * bst.s0 + c * bst.s1 + y * bst.s2;
     char* map_row = dp + map_off * es;
     char* other_row = op + other_off * es;
-    if (to_other) {
-      std::memcpy(other_row, map_row, row_bytes);
+    char* to = to_other ? other_row : map_row;
+    const char* from = to_other ? map_row : other_row;
+    if (frame_only && y >= border && y < b - border) {  // an inner row: its two edge segments
+      std::memcpy(to, from, edge_bytes);
+      std::memcpy(to + row_bytes - edge_bytes, from + row_bytes - edge_bytes, edge_bytes);
     } else {
-      std::memcpy(map_row, other_row, row_bytes);
+      std::memcpy(to, from, row_bytes);
     }
   }
 }
@@ -158,12 +165,13 @@ at::Tensor split(const at::Tensor& dense, const at::Tensor& idx, int64_t block) 
   return out;
 }
 
-void combine(const at::Tensor& blocks, const at::Tensor& idx, at::Tensor dense) {
+void combine(const at::Tensor& blocks, const at::Tensor& idx, at::Tensor dense, int64_t border) {
   Layout d = layout_of(dense, "map");
   const int64_t b = blocks.size(-1);
   TORCH_CHECK(b > 0 && d.h % b == 0 && d.w % b == 0, "block size ", b, " does not divide the map size ", d.h, "x", d.w);
+  TORCH_CHECK(border >= 0, "border must be >= 0, got ", border);
   auto ids = indices(idx, d.n * (d.h / b) * (d.w / b), true);
-  move_blocks(dense, blocks, ids, b, false, false);
+  move_blocks(dense, blocks, ids, b, false, false, border);
 }
 
 void transfer(const at::Tensor& src, at::Tensor dst, const at::Tensor& idx, int64_t block) {
@@ -212,7 +220,8 @@ at::Tensor block_pad(const at::Tensor& blocks, const at::Tensor& block_pos, cons
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("split", &split, "packed blocks idx of a map (B x C x b x b)");
-  m.def("combine", &combine, "write packed blocks into a map in place (negative indices skip)");
+  m.def("combine", &combine, "write packed blocks into a map in place (negative indices skip; border > 0: only "
+        "each block's frame of that width)", py::arg("blocks"), py::arg("idx"), py::arg("dense"), py::arg("border") = 0);
   m.def("transfer", &transfer, "copy blocks idx from src into dst in place");
   m.def("block_pad", &block_pad, "blocks idx with a (top, bottom, left, right) halo from current and stale blocks",
         py::arg("blocks"), py::arg("block_pos"), py::arg("stale"), py::arg("idx"), py::arg("halo"), py::arg("replicate"),

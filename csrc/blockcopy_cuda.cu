@@ -48,13 +48,15 @@ __device__ inline bool valid_block(int64_t id, const Geometry& g, int* error) {
   return false;
 }
 
+// border > 0: only the values in each block's frame of that width move (the inner ones stay).
 template <typename T>
 __global__ void move_kernel(T* map, T* packed, const int64_t* ids, int64_t total, Geometry g, bool to_packed,
-                            bool allow_skip, int* error) {
+                            bool allow_skip, int64_t border, int* error) {
   int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (e >= total) return;
   int64_t m, c, i, j;
   unravel(e, g, m, c, i, j);
+  if (border > 0 && i >= border && i < g.b - border && j >= border && j < g.b - border) return;
   const int64_t id = ids[m];
   if (id < 0 && allow_skip) return;  // combine skips negative indices
   if (!valid_block(id, g, error)) return;
@@ -121,10 +123,10 @@ Geometry geometry(int64_t n, int64_t c, int64_t h, int64_t w, int64_t b, int64_t
 
 template <typename T>
 void move(void* map, void* packed, const int64_t* ids, int64_t nb, const Geometry& g, bool to_packed, bool allow_skip,
-          int* error, cudaStream_t stream) {
+          int64_t border, int* error, cudaStream_t stream) {
   const int64_t total = nb * g.c * g.b * g.b;
   move_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(static_cast<T*>(map), static_cast<T*>(packed), ids,
-                                                             total, g, to_packed, allow_skip, error);
+                                                             total, g, to_packed, allow_skip, border, error);
 }
 
 template <typename T>
@@ -164,14 +166,14 @@ int finish(bool launched) { return launched ? (int)cudaGetLastError() : (int)cud
 
 // elem_size: bytes per value (1, 2, 4 or 8). Each returns cudaGetLastError() as an int (0 = success);
 // *error (device memory) gets bit 1 for a block index outside the map, bit 2 for a block_pos entry outside
-// the packed blocks.
+// the packed blocks. border (combine): > 0 moves only each block's frame of that width.
 int blockcopy_cuda_move(void* map, void* packed, const int64_t* ids, int64_t nb, int64_t n, int64_t c, int64_t h,
-                        int64_t w, int64_t b, bool nhwc, bool to_packed, int elem_size, int* error,
+                        int64_t w, int64_t b, bool nhwc, bool to_packed, int64_t border, int elem_size, int* error,
                         cudaStream_t stream) {
   const Geometry g = geometry(n, c, h, w, b, 0, 0, 0, 0, nhwc);
   if (nb * c * b * b == 0) return 0;
   return finish(by_word(elem_size, [&](auto word) {
-    move<decltype(word)>(map, packed, ids, nb, g, to_packed, !to_packed, error, stream);
+    move<decltype(word)>(map, packed, ids, nb, g, to_packed, !to_packed, border, error, stream);
   }));
 }
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 int blockcopy_cuda_move(void* map, void* packed, const int64_t* ids, int64_t nb, int64_t n, int64_t c, int64_t h,
-                        int64_t w, int64_t b, bool nhwc, bool to_packed, int elem_size, int* error,
+                        int64_t w, int64_t b, bool nhwc, bool to_packed, int64_t border, int elem_size, int* error,
                         cudaStream_t stream);
 int blockcopy_cuda_transfer(const void* src, void* dst, const int64_t* ids, int64_t nb, int64_t n, int64_t c,
                             int64_t h, int64_t w, int64_t b, bool nhwc, int elem_size, int* error,
@@ -78,15 +78,16 @@ at::Tensor split(const at::Tensor& dense, const at::Tensor& idx, int64_t block) 
   c10::cuda::CUDAGuard guard(dense.device());
   auto out = at::empty({idx.numel(), dense.size(1), block, block}, dense.options(), format_of(nhwc));
   check_launch(blockcopy_cuda_move(dense.data_ptr(), out.data_ptr(), idx.data_ptr<int64_t>(), idx.numel(),
-                                   dense.size(0), dense.size(1), dense.size(2), dense.size(3), block, nhwc, true,
+                                   dense.size(0), dense.size(1), dense.size(2), dense.size(3), block, nhwc, true, 0,
                                    dense.element_size(), error_ptr(dense), c10::cuda::getCurrentCUDAStream()));
   return out;
 }
 
-void combine(const at::Tensor& blocks, const at::Tensor& idx, at::Tensor dense) {
+void combine(const at::Tensor& blocks, const at::Tensor& idx, at::Tensor dense, int64_t border) {
   const bool nhwc = is_nhwc(dense, "map");
   const int64_t block = blocks.size(-1);
   check_indices(idx, dense, block);
+  TORCH_CHECK(border >= 0, "border must be >= 0, got ", border);
   TORCH_CHECK(blocks.scalar_type() == dense.scalar_type(), "blocks and map must share the dtype");
   TORCH_CHECK(blocks.size(0) == idx.numel() && blocks.size(1) == dense.size(1) && blocks.size(2) == block,
               "blocks must be ", idx.numel(), " x ", dense.size(1), " x ", block, " x ", block);
@@ -94,7 +95,7 @@ void combine(const at::Tensor& blocks, const at::Tensor& idx, at::Tensor dense) 
   c10::cuda::CUDAGuard guard(dense.device());
   check_launch(blockcopy_cuda_move(dense.data_ptr(), blocks.data_ptr(), idx.data_ptr<int64_t>(), idx.numel(),
                                    dense.size(0), dense.size(1), dense.size(2), dense.size(3), block, nhwc, false,
-                                   dense.element_size(), error_ptr(dense), c10::cuda::getCurrentCUDAStream()));
+                                   border, dense.element_size(), error_ptr(dense), c10::cuda::getCurrentCUDAStream()));
 }
 
 void transfer(const at::Tensor& src, at::Tensor dst, const at::Tensor& idx, int64_t block) {
@@ -157,7 +158,8 @@ int64_t take_index_error(int64_t device_index) {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("split", &split, "packed blocks idx of a map (B x C x b x b)");
-  m.def("combine", &combine, "write packed blocks into a map in place (negative indices skip)");
+  m.def("combine", &combine, "write packed blocks into a map in place (negative indices skip; border > 0: only "
+        "each block's frame of that width)", py::arg("blocks"), py::arg("idx"), py::arg("dense"), py::arg("border") = 0);
   m.def("transfer", &transfer, "copy blocks idx from src into dst in place");
   m.def("block_pad", &block_pad, "blocks idx with a (top, bottom, left, right) halo from current and stale blocks",
         py::arg("blocks"), py::arg("block_pos"), py::arg("stale"), py::arg("idx"), py::arg("halo"), py::arg("replicate"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from blockcopy_core.allocator import keep_freed_memory
 from blockcopy_core.benchmarks import accuracy, engine, policy, video
 
 SUITES = {"engine": engine.main, "accuracy": accuracy.main, "policy": policy.main, "video": video.main}
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.suite is None and {"-h", "--help"} & set(rest):
         print(__doc__.strip())
         return 0
+    keep_freed_memory()  # as the job's own processes do (build_runner)
     return SUITES[args.suite or "engine"](rest) or 0
 
 

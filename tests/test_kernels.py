@@ -40,9 +40,9 @@ class OnDevice:
     def split(self, dense, idx, block):
         return self.module.split(self._to(dense), self._to(idx), block).cpu()
 
-    def combine(self, blocks, idx, dense):
+    def combine(self, blocks, idx, dense, border=0):
         on = self._to(dense)
-        self.module.combine(self._to(blocks), self._to(idx), on)
+        self.module.combine(self._to(blocks), self._to(idx), on, border)
         dense.copy_(on.cpu())
 
     def transfer(self, src, dst, idx, block):
@@ -152,6 +152,32 @@ def test_combine_skips_negative_indices(ext, case):
     ext.combine(blocks, masked, got)
     assert torch.equal(got, twins.combine(blocks, masked, want))
     assert torch.equal(got, twins.combine(blocks[::2], idx[::2], dense.clone()))
+
+
+@settings(max_examples=60, deadline=None)
+@given(maps(), st.integers(0, 4), st.integers(0, 2))
+def test_combine_border_matches_twin(ext, case, border, margin):
+    """``border`` > 0 writes only each block's frame of that width (cropped blocks, skipped indices too)."""
+    dense, idx, block = case
+    fmt = twins.memory_format_of(dense)
+    size = block + 2 * margin
+    larger = torch.randn(idx.numel(), dense.shape[1], size, size).to(dense.dtype).contiguous(memory_format=fmt)
+    blocks = larger[..., margin : margin + block, margin : margin + block]
+    masked = torch.where(torch.arange(idx.numel()) % 3 == 1, -1, idx)
+    got, want = dense.clone(), dense.clone()
+    ext.combine(blocks, masked, got, border)
+    assert torch.equal(got, twins.combine(blocks, masked, want, border))
+
+
+def test_combine_border_twin_writes_the_frame_only():
+    """Hand-checked case for the oracle: a 4x4 block, border 1 leaves its inner 2x2 alone; border 2 is all."""
+    dense = torch.zeros(1, 1, 4, 8)
+    twins.combine(torch.ones(1, 1, 4, 4), torch.tensor([1]), dense, border=1)
+    frame = torch.ones(4, 4)
+    frame[1:3, 1:3] = 0
+    assert torch.equal(dense[0, 0, :, 4:], frame) and not dense[0, 0, :, :4].any()
+    twins.combine(torch.ones(1, 1, 4, 4), torch.tensor([0]), dense, border=2)
+    assert torch.equal(dense[0, 0, :, :4], torch.ones(4, 4))
 
 
 def test_block_pad_twin_reads_neighbours_and_border():

@@ -1,7 +1,8 @@
 """Block-sparse engine benchmark on the CPU: ``python -m jobs.benchmark --suite engine`` (the default suite).
 
-For each frame size / block size: times the static SwiftNet (NCHW and channels_last; the faster is the
-baseline and its layout is used for the engine), the engine with every block executed (dense path and block
+The model is the job's (SwiftNet with BatchNorm folded into the convolutions, random weights) in a process that
+keeps freed memory as the job's do (``blockcopy_core.allocator``). For each frame size / block size: times the
+static SwiftNet (NCHW and channels_last; the faster is the baseline and its layout is used for the engine), the engine with every block executed (dense path and block
 path) and with a random half of the blocks; counts MACs from the shapes that run; and measures the share of a
 sparse frame spent moving blocks (split / combine / transfer / block_pad). Timings are the minimum over a few
 frames, interleaved across variants, because the machine is shared; each timed frame is one
@@ -23,7 +24,7 @@ from torch.utils.benchmark import Timer
 
 from ..engine import BlockSparseEngine, ops
 from ..macs import count_macs
-from ..models import build_swiftnet
+from ..models import build_swiftnet, fold_batchnorm
 
 MOVEMENTS = ("split", "combine", "transfer", "block_pad")
 
@@ -81,7 +82,7 @@ def time_frame(frame: Timer) -> float:
 
 def run_config(backbone: str, h: int, w: int, block: int, frames: int) -> dict[str, float]:
     torch.manual_seed(0)
-    net = build_swiftnet(backbone).eval()
+    net = fold_batchnorm(build_swiftnet(backbone)).eval()
     x = torch.randn(1, 3, h, w)
     gh, gw = h // block, w // block
     full = torch.ones(1, gh, gw, dtype=torch.bool)

@@ -6,7 +6,8 @@ across block borders are call sites, numbered by execution order, each with one 
 
 - conv / pool with a halo: padded blocks, the halo from executed neighbours' blocks and from the stored map
   for copied ones (``ops.block_pad``), then the op with padding 0. The blocks are kept by reference and the
-  next frame writes into the stored map only those it does not execute again (carried blocks);
+  next frame writes into the stored map only those it does not execute again (carried blocks), and of those
+  only the frame as wide as the halo: the inner pixels of a copied block are never read;
 - bilinear resize of blocks: the same with a 1-pixel edge-clamped halo, then crop; nearest needs no halo;
 - whole-frame ops (adaptive pooling): write the blocks into the stored map, run the op on the full map;
 - a resize of a whole-frame tensor onto the block grid: resize to the full map, then split into blocks.
@@ -204,18 +205,19 @@ class BlockMode(TorchFunctionMode):
         shares_input = x.untyped_storage().data_ptr() == self.model_input.untyped_storage().data_ptr()
         self.state.store(site, x, owned=not shares_input)  # the caller's frames (or a view) are copied
 
-    def _bring_up_to_date(self, site: int) -> Tensor:
-        """The site's stored map with last frame's blocks that are copied this frame written in."""
+    def _bring_up_to_date(self, site: int, border: int = 0) -> Tensor:
+        """The site's stored map with last frame's blocks that are copied this frame written in: whole, or with
+        ``border`` > 0 only their frame of that width, all that neighbours' halos ever read of a copied block."""
         stored = self.state.maps[site]
         pending = self.state.pending.pop(site, None)
         if pending is not None:
-            ops.combine(pending, self.carried, stored)
+            ops.combine(pending, self.carried, stored, border)
         return stored
 
     def _padded_blocks(self, site: int, x: Tensor, halo: tuple[int, int, int, int], replicate: bool,
                        value: float) -> Tensor:
         """Blocks ``x`` with their halo: executed neighbours from ``x``, copied ones from the stored map."""
-        stored = self._bring_up_to_date(site)
+        stored = self._bring_up_to_date(site, border=max(halo))
         top, bottom, left, right = halo
         shape = (x.shape[0], x.shape[1], x.shape[2] + top + bottom, x.shape[3] + left + right)
         buffer = self.state.padded_buffer(site, shape, stored)

@@ -52,12 +52,13 @@ def split(dense: Tensor, idx: Tensor, block: int) -> Tensor:
     return ext.split(dense, idx, block)
 
 
-def combine(blocks: Tensor, idx: Tensor, dense: Tensor) -> Tensor:
-    """Write ``blocks`` into ``dense`` at ``idx`` in place (a negative index skips that block); returns ``dense``."""
+def combine(blocks: Tensor, idx: Tensor, dense: Tensor, border: int = 0) -> Tensor:
+    """Write ``blocks`` into ``dense`` at ``idx`` in place (a negative index skips that block); returns ``dense``.
+    ``border`` > 0 writes only each block's frame of that width (what neighbours' halos read)."""
     ext = _kernels_for(dense)
     if ext is None:
-        return twins.combine(blocks, idx, dense)
-    ext.combine(_like_map(blocks, dense), idx, dense)
+        return twins.combine(blocks, idx, dense, border)
+    ext.combine(_like_map(blocks, dense), idx, dense, border)
     return dense
 
 

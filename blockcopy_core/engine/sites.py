@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .geometry import Window, pair
+from .small_conv import conv_as_gemm, gemm_pays
 
 
 class UnsupportedOpError(RuntimeError):
@@ -71,6 +72,9 @@ def _conv_window(p: dict[str, Any]) -> Window:
 
 
 def _conv_unpadded(x: Tensor, p: dict[str, Any]) -> Tensor:
+    stride = pair(p["stride"], "stride")
+    if gemm_pays(x, p["weight"], stride, pair(p["dilation"], "dilation"), p["groups"]):
+        return conv_as_gemm(x, p["weight"], p["bias"], stride[0])
     return torch.conv2d(x, p["weight"], p["bias"], p["stride"], 0, p["dilation"], p["groups"])
 
 

@@ -6,7 +6,9 @@ frame (each site's op and dense output size), which sparse frames follow to size
 
 A sparse frame does not copy its executed blocks into the stored maps: it keeps the site's block batch by
 reference ("pending") and the next frame copies in only those blocks it does not execute again (it reads the
-others from its own blocks). A stored map is therefore current except at blocks that the pending batch holds.
+others from its own blocks), at halo sites only their frame as wide as the halo. A stored map is therefore
+current except at blocks that the pending batch holds and, at halo sites, inside the frames of blocks copied
+since the last dense frame, where nothing reads it.
 """
 
 from __future__ import annotations

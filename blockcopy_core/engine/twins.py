@@ -38,15 +38,22 @@ def split(dense: Tensor, idx: Tensor, block: int) -> Tensor:
     return view[n, gy, gx].contiguous(memory_format=memory_format_of(dense))
 
 
-def combine(blocks: Tensor, idx: Tensor, dense: Tensor) -> Tensor:
+def combine(blocks: Tensor, idx: Tensor, dense: Tensor, border: int = 0) -> Tensor:
     """Write packed ``blocks`` into ``dense`` at blocks ``idx`` (in place; a negative index skips that block);
-    returns ``dense``."""
+    returns ``dense``. With ``border`` > 0 only each block's frame of that width is written (the first and last
+    ``border`` rows and columns), the inner pixels keep their values."""
     keep = idx >= 0
     if not bool(keep.all()):
         blocks, idx = blocks[keep], idx[keep]
-    view, gh, gw = _grid_view(dense, blocks.shape[-1])
+    b = blocks.shape[-1]
+    view, gh, gw = _grid_view(dense, b)
     n, gy, gx = _unravel(idx, gh, gw)
-    view[n, gy, gx] = blocks.to(dense.dtype)
+    blocks = blocks.to(dense.dtype)
+    if 0 < 2 * border < b:
+        inner = torch.zeros(b, b, dtype=torch.bool, device=dense.device)
+        inner[border : b - border, border : b - border] = True
+        blocks = torch.where(inner, view[n, gy, gx], blocks)
+    view[n, gy, gx] = blocks
     return dense
 
 

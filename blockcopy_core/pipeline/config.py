@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..allocator import keep_freed_memory
 from ..blockcopy import BlockCopyModel
 from ..models import TOTAL_STRIDE, build_swiftnet, fold_batchnorm
 from ..settings import BlockCopySettings
@@ -85,7 +86,9 @@ def outputs(config: RunnerConfig) -> list[FrameOutput]:
 
 def build_runner(config: RunnerConfig, state_dict: dict[str, torch.Tensor], actor: str = "inline",
                  node: str = "local") -> ClipRunner:
-    """The runner of one executor (``actor`` on ``node`` names it in the results)."""
+    """The runner of one executor (``actor`` on ``node`` names it in the results), in a process that keeps freed
+    memory for the next frame (``allocator``)."""
+    keep_freed_memory()
     torch.manual_seed(config.seed)
     device = select_device(config.device)
     dtype = select_dtype(config.half, device)
