@@ -2,11 +2,12 @@
 
 The model is the job's (SwiftNet with BatchNorm folded into the convolutions, random weights) in a process that
 keeps freed memory as the job's do (``blockcopy_core.allocator``). For each frame size / block size: times the
-static SwiftNet (NCHW and channels_last; the faster is the baseline and its layout is used for the engine), the engine with every block executed (dense path and block
-path) and with a random half of the blocks; counts MACs from the shapes that run; and measures the share of a
-sparse frame spent moving blocks (split / combine / transfer / block_pad). Timings are the minimum over a few
-frames, interleaved across variants, because the machine is shared; each timed frame is one
-``torch.utils.benchmark.Timer.timeit(1)``, which runs the variant twice untimed just before as a warm-up.
+static SwiftNet (NCHW and channels_last; the faster is the baseline and its layout is used for the engine),
+the engine with every block executed (dense path and block path) and with a random half of the blocks; counts
+MACs from the shapes that run; and measures the share of a sparse frame spent moving blocks (split / combine /
+transfer / block_pad). Timings are the minimum over a few frames, interleaved across variants, because the
+machine is shared; each timed frame is one ``torch.utils.benchmark.Timer.timeit(1)``, which runs the variant
+twice untimed just before as a warm-up.
 """
 
 from __future__ import annotations
