@@ -1,10 +1,10 @@
 """Keep freed memory in the process: the one allocator setting the job applies to itself.
 
 glibc's malloc serves every large block (a feature map, an output) with a fresh ``mmap`` and returns it to the
-OS on ``free``, so each frame page-faults its activations in again: on 2 CPU cores that cost 10% of a static
-SwiftNet frame and 16% of a block-sparse one at 512x1024 (docs/benchmarks.md). Frames of a clip allocate the same
-sizes over and over, so keeping freed memory for reuse removes the faults; the process holds its peak instead of
-giving memory back between frames. Equivalent to ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<large>`` set
+OS on ``free``, so each frame page-faults its activations in again. Frames of a clip allocate the same sizes over
+and over, so keeping freed memory for reuse removes the faults (on 2 CPU cores the job's static SwiftNet-RN18 ran
+35-40% faster: docs/benchmarks.md, "The engine at 64 px blocks"); the process holds its peak instead of giving
+memory back between frames. Equivalent to ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<large>`` set
 before start, which a user would not know to set.
 """
 

@@ -39,7 +39,7 @@ NON_NEGATIVE = Rule(lambda v: _is_number(v) and v >= 0, "a number >= 0")
 NON_NEGATIVE_OR_NONE = Rule(lambda v: v is None or (_is_number(v) and v >= 0), "a number >= 0 (or None: the default)")
 DEFAULT_LEARNING_RATES = {"paper": 1e-4, "compact": 1e-3}  # the release's for its network; ten times it for the
 # compact one, which at 1e-4 learns too slowly for a short warm-up (docs/benchmarks.md, "The compact policy network")
-POLICY_NETS = ("paper", "compact")
+POLICY_NETS = tuple(DEFAULT_LEARNING_RATES)  # the networks of policies/nets.py, each with its learning rate
 POLICY_NET = Rule(lambda v: v in POLICY_NETS, f"one of {', '.join(POLICY_NETS)}")
 FLAG = Rule(lambda v: isinstance(v, bool), "a bool")
 
