@@ -106,7 +106,8 @@ def test_jobs_are_thin_entry_points():
 
 # The layers of docs/architecture.md, top first: a module imports only from its own layer and those above it.
 LAYERS = [
-    ("blockcopy_core.constants", "blockcopy_core.labels", "blockcopy_core.metrics", "blockcopy_core.macs"),
+    ("blockcopy_core.constants", "blockcopy_core.labels", "blockcopy_core.metrics", "blockcopy_core.macs",
+     "blockcopy_core.allocator"),
     ("blockcopy_core.settings",),
     ("blockcopy_core.engine",),
     ("blockcopy_core.models",),
