@@ -1,6 +1,6 @@
-"""The engine's contract for any model a user wraps: outputs the caller owns, one clear error (op and layer) for
-every way out of the supported set, shape-derived values that equal the dense frame's, and the original
-release's per-block upsampling error absent."""
+"""The engine's contract for any model a user wraps: outputs edited in place refused loudly, one clear error
+(op and layer) for every way out of the supported set, shape-derived values that equal the dense frame's, and
+the original release's per-block upsampling error absent."""
 
 from __future__ import annotations
 
@@ -25,36 +25,58 @@ def copied_mask(grid: Tensor, block: int, like: Tensor) -> Tensor:
     return ~grid.repeat_interleave(block, 1).repeat_interleave(block, 2)[:, None].expand_as(like)
 
 
-# -- outputs the caller owns --------------------------------------------------------------------------------------
+# -- outputs the caller reads, and clones before editing ------------------------------------------------------------
+HALF = torch.tensor([[[True, False, True], [False, True, False]]])
+OTHER_HALF = ~HALF
+EMPTY = torch.zeros(1, 2, 3, dtype=torch.bool)
+
+
 @pytest.mark.parametrize("dense_when_full", [True, False])
-def test_editing_returned_outputs_in_place_changes_nothing(dense_when_full):
-    """Dense, sparse and empty-grid outputs edited in place (y.mul_(0)): the next frame's copied blocks are
-    still the true previous output, and so is the next empty-grid output."""
+@pytest.mark.parametrize("edited", ["dense", "sparse"])
+def test_an_output_edited_in_place_is_refused_by_the_next_frame(dense_when_full, edited):
+    """Dense and sparse outputs are the next frame's source of copied blocks: after y.mul_(0) the next sparse or
+    empty-grid frame raises (never copies edited blocks), until reset() starts over."""
     torch.manual_seed(0)
     engine = BlockSparseEngine(ReturnsFeatures().eval(), 16, dense_when_full=dense_when_full)
-    empty = torch.zeros(1, 2, 3, dtype=torch.bool)
-    grids = [full(), random_grid(1, 2, 3, 0.5, 1) | torch.tensor([[[True, False, False], [False, False, False]]]),
-             empty, random_grid(1, 2, 3, 0.5, 3), empty]
+    out = engine(frames(0), full())
+    if edited == "sparse":
+        out = engine(frames(1), HALF)
+    out[1].mul_(0)
+    for grid in (OTHER_HALF, EMPTY):
+        with pytest.raises(RuntimeError, match="output 1 of the previous frame was modified in place"):
+            engine(frames(2), grid)
+    engine.reset()
+    engine(frames(3), full())
+    engine(frames(4), HALF)
+
+
+def test_clones_and_empty_grid_outputs_are_the_callers_own():
+    """Editing a clone of an output, or what an empty grid returns (a copy), changes no later copied block."""
+    torch.manual_seed(0)
+    engine = BlockSparseEngine(ReturnsFeatures().eval(), 16)
     previous = None
-    for t, grid in enumerate(grids):
+    for t, grid in enumerate([full(), HALF, EMPTY, OTHER_HALF, EMPTY, HALF]):
         out = engine(frames(t), grid)
         if previous is not None:
             for y, kept in zip(out, previous):
                 copied = copied_mask(grid, 16, y)
                 assert torch.equal(y[copied], kept[copied])
         previous = [y.clone() for y in out]
-        for y in out:
+        for y in out if not grid.any() else [y.clone() for y in out]:
             y.mul_(0)
 
 
-def test_outputs_are_not_engine_state():
+def test_stored_maps_never_alias_outputs():
+    """An output that is also a padded conv's input is not that site's stored map, so updating the maps in place
+    on later frames never changes an output already returned."""
     engine = BlockSparseEngine(ReturnsFeatures().eval(), 16)
     out = engine(frames(0), full())
-    held = {t.untyped_storage().data_ptr() for t in [*engine.state.outputs, *engine.state.maps.values()]}
-    assert not held & {y.untyped_storage().data_ptr() for y in out}
-    empty = engine(frames(1), torch.zeros(1, 2, 3, dtype=torch.bool))
-    assert all(torch.equal(a, b) for a, b in zip(empty, out))
-    assert not held & {y.untyped_storage().data_ptr() for y in empty}
+    returned = [y.clone() for y in out]
+    maps = {t.untyped_storage().data_ptr() for t in engine.state.maps.values()}
+    assert not maps & {y.untyped_storage().data_ptr() for y in out}
+    engine(frames(1), random_grid(1, 2, 3, 0.5, 1))
+    engine(frames(2), random_grid(1, 2, 3, 0.5, 2))
+    assert all(torch.equal(a, b) for a, b in zip(out, returned))
 
 
 # -- shape-derived values -----------------------------------------------------------------------------------------

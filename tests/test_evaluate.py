@@ -8,10 +8,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from blockcopy_core.data import build_clips, iter_frames
+from blockcopy_core.data import Frame, build_clips, iter_frames
 from blockcopy_core.data.synthetic import export_demo
+from blockcopy_core.data.transforms import normalize, pad_to_multiple, resize_image, target_size
 from blockcopy_core.metrics import ConfusionMatrix
 from blockcopy_core.models import SYNTHETIC_CHECKPOINT, build_swiftnet, fold_batchnorm, load_checkpoint
+from blockcopy_core.pipeline.runner import ClipRunner
 from blockcopy_core.reporting import read_summary, read_table, writer
 from jobs import evaluate
 
@@ -155,3 +157,23 @@ def test_outside_a_git_checkout_the_code_is_named_by_its_sources(monkeypatch, tm
     first = writer.source_digest(tmp_path)
     (tmp_path / "blockcopy_core" / "a.py").write_text("x = 2\n")
     assert writer.source_digest(tmp_path) != first
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("num_frames", [1, 2])
+@pytest.mark.parametrize(("size", "res", "dtype"), [((64, 128), None, torch.float32), ((50, 70), None, torch.float32),
+                                                    ((128, 256), 64, torch.bfloat16), ((96, 160), 50, torch.bfloat16)])
+def test_prepare_builds_the_batch_as_stack_pad_and_layout_do(channels_last, num_frames, size, res, dtype):
+    # bit for bit, and in the layout, what stack -> pad_to_multiple -> .to(dtype).contiguous(layout) gives
+    rng = np.random.default_rng(0)
+    frames = [Frame(str(i), rng.integers(0, 256, (*size, 3), dtype=np.uint8), None) for i in range(num_frames)]
+    runner = ClipRunner(lambda x: x, torch.device("cpu"), dtype, res=res, pad_multiple=32, channels_last=channels_last)
+    batch, original = runner._prepare(frames)
+    target = target_size(*size, res)
+    expected, expected_original = pad_to_multiple(
+        torch.stack([normalize(resize_image(frame.image, target)) for frame in frames]), 32)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    expected = expected.to(dtype).contiguous(memory_format=layout)
+    assert original == expected_original
+    assert torch.equal(batch, expected) and batch.dtype == dtype
+    assert batch.is_contiguous(memory_format=layout)

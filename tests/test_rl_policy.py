@@ -137,3 +137,41 @@ def test_a_policy_that_does_not_learn_is_reported(caplog):
             policy.observe(frames, grid, output, state)
             state.previous_output, state.previous_grid = output, grid
     assert any("not learning" in record.message for record in caplog.records)
+
+
+
+@pytest.mark.parametrize(("net", "block"), [("compact", 16), ("compact", 48), ("compact", 12), ("paper", 32),
+                                            ("paper", 96), ("paper", 48)])
+def test_kept_resized_frame_state_equals_resizing_the_frame_state(monkeypatch, net, block):
+    """The frame state's resize that observe keeps is bitwise the resize of ``state.frame_state`` on every frame,
+    across a restart of one batch position; blocks the network's pixels per block do not divide keep nothing."""
+    torch.manual_seed(0)
+    tiny = torch.nn.Conv2d(3, BlockCopySettings().block_num_classes, 3, padding=1).eval()
+    model = BlockCopyModel(tiny, {"block_policy": "rl_semseg", "block_size": block, "block_policy_net": net})
+    policy, state = model.policy, model.clip_state
+    features = policy._features
+    used, mixed = [], []
+
+    def checked(frames, clip_state, grid_hw):
+        size = policy._size(grid_hw)
+        direct = policy._resized(clip_state.frame_state, size)
+        kept, policy._state_resized = policy._state_resized, None
+        expected = features(frames, clip_state, grid_hw)  # with nothing kept: resizes the frame state
+        policy._state_resized = kept
+        result = features(frames, clip_state, grid_hw)
+        used.append(kept is not None and policy._resized_state(clip_state, size) is kept[2])
+        mixed.append(bool(clip_state.previous_grid.any() and not clip_state.previous_grid.all()))
+        assert torch.equal(result[:, 3:6], direct) and torch.equal(result, expected)
+        return result
+
+    monkeypatch.setattr(policy, "_features", checked)
+    first, second, third = ([normalize(f.image) for f in iter_frames(clip)]
+                            for clip in build_clips("synthetic", clip_length=8, num_clips=3, height=96, width=192))
+    with torch.no_grad():
+        for t in range(8):
+            if t == 4:
+                model.reset_temporal(images=[1])
+            model(torch.stack([first[t], (second if t < 4 else third)[t % 4]]))
+            assert state is model.clip_state
+    assert len(used) == 7 and sum(mixed) >= 3
+    assert all(used) if block % policy.net.pixels_per_block == 0 else not any(used)

@@ -22,7 +22,9 @@ class BlockSparseEngine:
     blocks of every output are bitwise copies of the previous output. The first frame after ``reset()`` must
     execute every block. A frame where every block executes runs densely (exactly the plain model) and
     refreshes the state by reference; ``dense_when_full=False`` runs it block by block instead (for tests).
-    What a call returns belongs to the caller: the engine keeps its own copy of the outputs.
+    A call's block-grid outputs are the next frame's source of copied blocks, kept by reference: read them
+    freely, but clone one before editing it in place; the next sparse or empty-grid frame refuses an edited one
+    (as autograd refuses a modified saved tensor). Other outputs are the caller's own.
     """
 
     def __init__(self, model: nn.Module, block_size: int, dense_when_full: bool = True):
@@ -43,6 +45,7 @@ class BlockSparseEngine:
         with torch.no_grad():
             if self.state.empty or (layout.all_executed and self.dense_when_full):
                 return self._dense_frame(frames, layout)
+            self.state.check_outputs_unmodified()
             if layout.num_exec == 0:
                 return tree_unflatten([_copy(leaf) for leaf in self.state.outputs], self.state.output_spec)
             out = self._sparse_frame(frames, layout)
@@ -74,8 +77,9 @@ class BlockSparseEngine:
         self.state.check_unmodified("map")
         leaves, spec = tree_flatten(out)
         self.state.unshare_outputs(leaves)
-        self.state.outputs, self.state.output_spec = [_copy(leaf) for leaf in leaves], spec
         self.state.output_is_block = [mode.tag_of(leaf) == BLOCK for leaf in leaves]
+        self.state.keep_outputs([leaf if is_block else _copy(leaf)
+                                 for leaf, is_block in zip(leaves, self.state.output_is_block)], spec)
         self.state.frame_meta = (*frames.shape, frames.dtype, frames.device)
         return out
 
@@ -90,23 +94,18 @@ class BlockSparseEngine:
         leaves, spec = tree_flatten(out)
         if spec != self.state.output_spec:
             raise RuntimeError("the model's output structure differs from the last dense frame's")
-        returned = []
-        for i, (leaf, is_block) in enumerate(zip(leaves, self.state.output_is_block)):
-            if is_block:
-                returned.append(self._combine_output(leaf, self.state.outputs[i], layout))
-            else:
-                returned.append(leaf)
-                self.state.outputs[i] = _copy(leaf)
+        returned = [self._combine_output(leaf, kept, layout) if is_block else leaf
+                    for leaf, kept, is_block in zip(leaves, self.state.outputs, self.state.output_is_block)]
+        self.state.keep_outputs([out if is_block else _copy(out)
+                                 for out, is_block in zip(returned, self.state.output_is_block)], spec)
         return tree_unflatten(returned, spec)
 
     @staticmethod
-    def _combine_output(blocks: Tensor, kept: Tensor, layout: BlockLayout) -> Tensor:
-        """The executed blocks over the kept previous output, as a new tensor for the caller; the kept output
-        (the engine's own, never returned) takes the executed blocks in place."""
-        out = torch.empty_like(kept)
-        ops.transfer(kept, out, layout.stale_idx, blocks.shape[-1])
+    def _combine_output(blocks: Tensor, previous: Tensor, layout: BlockLayout) -> Tensor:
+        """A new output: the executed blocks over the previous output's copied ones."""
+        out = torch.empty_like(previous)
+        ops.transfer(previous, out, layout.stale_idx, blocks.shape[-1])
         ops.combine(blocks, layout.exec_idx, out)
-        ops.combine(blocks, layout.exec_idx, kept)
         return out
 
     def state_nbytes(self) -> int:

@@ -42,6 +42,7 @@ class TemporalState:
     pending: dict[int, Tensor] = field(default_factory=dict)  # the last sparse frame's blocks per site
     pending_layout: BlockLayout | None = None  # the layout of the frame that left ``pending``
     versions: dict[tuple[str, int], int] = field(default_factory=dict)  # ("map" | "pending", site) -> version
+    output_versions: list[int | None] = field(default_factory=list)  # of returned outputs kept by reference
     trace: list[SiteRecord] = field(default_factory=list)
     ops: list[Signature] = field(default_factory=list)  # every op of the last dense frame, in order
     outputs: list[Any] = field(default_factory=list)  # flattened model outputs of the last frame
@@ -72,6 +73,7 @@ class TemporalState:
         self.trace.clear()
         self.ops.clear()
         self.outputs, self.output_spec, self.output_is_block, self.frame_meta = [], None, [], None
+        self.output_versions = []
 
     def store(self, site: int, tensor: Tensor, owned: bool) -> None:
         """Keep ``tensor`` as a site's map; by reference (it is this frame's activation, nobody else's) unless
@@ -90,6 +92,21 @@ class TemporalState:
         for site, tensor in self.maps.items():
             if tensor.untyped_storage().data_ptr() in out_storages:
                 self.maps[site] = tensor.clone(memory_format=torch.preserve_format)
+
+    def keep_outputs(self, outputs: list[Any], spec: Any) -> None:
+        """Keep a frame's flattened outputs; the block-grid ones are the tensors returned to the caller, so their
+        versions are recorded for ``check_outputs_unmodified``."""
+        self.outputs, self.output_spec = outputs, spec
+        self.output_versions = [o._version if is_block else None for o, is_block in zip(outputs, self.output_is_block)]
+
+    def check_outputs_unmodified(self) -> None:
+        """Refuse to copy blocks from a returned output that was edited in place since it was returned."""
+        for i, (output, version) in enumerate(zip(self.outputs, self.output_versions)):
+            if version is not None and output._version != version:
+                raise RuntimeError(
+                    f"output {i} of the previous frame was modified in place after it was returned; the engine "
+                    "copies this frame's unexecuted blocks from it: clone an output before editing it, or reset()"
+                )
 
     def keep_pending(self, site: int, blocks: Tensor) -> None:
         """Keep a sparse frame's blocks at a site by reference, for the next frame to copy in what it needs."""

@@ -229,8 +229,10 @@ class ClipRunner:
             raise ValueError(f"frames run side by side differ in size: {sorted(sizes)}")
         height, width = sizes.pop()
         size = target_size(height, width, self.res)
-        images = [resize_image(frame.image, size) if size != (height, width) else frame.image for frame in frames]
-        batch = torch.stack([normalize(image) for image in images])
+        images = [normalize(resize_image(frame.image, size) if size != (height, width) else frame.image)
+                  for frame in frames]
+        # One frame: a view, already channels_last as normalize() gives it, so the layout below costs no copy.
+        batch = images[0][None] if len(images) == 1 else torch.stack(images)
         batch, original = pad_to_multiple(batch, self.pad_multiple)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         batch = batch.to(self.device, self.dtype).contiguous(memory_format=memory_format)

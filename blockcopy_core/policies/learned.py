@@ -13,7 +13,8 @@ from __future__ import annotations
 import io
 import logging
 import math
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -66,6 +67,9 @@ class LearnedPolicy(BlockPolicy):
         self._macs: dict[tuple, int] = {}  # MACs by input shapes: counted once (a counter slows every op down)
         self._log_prob: Tensor | None = None
         self._probs: Tensor | None = None
+        self._frames_resized: tuple[Tensor, Tensor] | None = None  # (frames, resized) of the last forward
+        # resized frame state for the next frame, left by observe: (its grid, the frame state it replaces, value)
+        self._state_resized: tuple[Tensor, weakref.ref[Tensor] | None, Tensor] | None = None
         self.last_policy_macs = 0  # forward pass of the policy network, this frame
         self.last_update_macs = 0  # optimisation step (not inference cost), this frame
         self.last_reward: float = math.nan
@@ -98,22 +102,57 @@ class LearnedPolicy(BlockPolicy):
         """Frame, frame state, previous softmax output - 0.5 and previous grid - 0.5, at the network's pixels per
         block: the paper's resizes each nearest; the compact one averages frames over each input pixel's cell and
         reuses the previous output's 1/4-scale softmax, which the reward computed on the last frame."""
-        per_block = self.net.pixels_per_block
-        size = (grid_hw[0] * per_block, grid_hw[1] * per_block)
-        device = next(self.net.parameters()).device
-        nearest = self.net.resize == "nearest"
-
-        def resized(x: Tensor) -> Tensor:
-            x = x.detach().float().to(device)
-            return F.interpolate(x, size=size, mode="nearest") if nearest else F.adaptive_avg_pool2d(x, size)
-
-        if nearest:  # nearest resizing picks pixels, so softmax after it equals softmax before it, on fewer pixels
-            previous = torch.softmax(resized(state.previous_output), dim=1)
+        size = self._size(grid_hw)
+        if self.net.resize == "nearest":  # nearest resizing picks pixels: softmax after it equals softmax before it
+            previous = torch.softmax(self._resized(state.previous_output, size), dim=1)
         else:
-            previous = resized(self._log_probs(state.previous_output).exp())
-        grid = F.interpolate(state.previous_grid.detach().float()[:, None].to(device), size=size, mode="nearest")
-        features = torch.cat([resized(frames), resized(state.frame_state), previous - 0.5, grid - 0.5], dim=1)
+            previous = self._resized(self._log_probs(state.previous_output).exp(), size)
+        frames_resized = self._resized(frames, size)
+        self._frames_resized = (frames, frames_resized)  # observe reuses it
+        grid = self._grid_map(state.previous_grid, size)
+        features = torch.cat([frames_resized, self._resized_state(state, size), previous - 0.5, grid - 0.5], dim=1)
         return features.contiguous(memory_format=torch.channels_last)
+
+    def _size(self, grid_hw: tuple[int, int]) -> tuple[int, int]:
+        return grid_hw[0] * self.net.pixels_per_block, grid_hw[1] * self.net.pixels_per_block
+
+    def _resized(self, x: Tensor, size: tuple[int, int]) -> Tensor:
+        x = x.detach().float().to(next(self.net.parameters()).device)
+        if self.net.resize == "nearest":
+            return F.interpolate(x, size=size, mode="nearest")
+        return F.adaptive_avg_pool2d(x, size)
+
+    def _grid_map(self, grid: Tensor, size: tuple[int, int]) -> Tensor:
+        """Float N x 1 x H x W: each block's value over its pixels at ``size``."""
+        grid = grid.detach().float()[:, None].to(next(self.net.parameters()).device)
+        return F.interpolate(grid, size=size, mode="nearest")
+
+    def _resized_state(self, state: ClipState, size: tuple[int, int]) -> Tensor:
+        """The resized frame state: the one observe kept, when it is for this state (observe saw its grid, and the
+        frame state observe saw has since been replaced), else resized anew."""
+        if self._state_resized is not None:
+            grid, replaced, value = self._state_resized
+            if (grid is state.previous_grid and (replaced is None or replaced() is not state.frame_state)
+                    and value.shape[-2:] == size and value.device == next(self.net.parameters()).device):
+                return value
+        return self._resized(state.frame_state, size)
+
+    def _keep_resized_state(self, frames: Tensor, grid: Tensor, state: ClipState) -> None:
+        """Keeps the resized frame state after this frame, which saves resizing a full frame per frame: the frame
+        state takes the executed blocks' pixels of ``frames`` and keeps the others, and when the network's pixels
+        per block divide the block size each resized pixel reads pixels of one block only, so the resized frame
+        state is the resized frames on executed blocks and the previous one elsewhere (bitwise)."""
+        seen, self._frames_resized = self._frames_resized, None
+        (gh, gw), block = grid.shape[1:], state.block_size
+        if block % self.net.pixels_per_block or frames.shape[-2:] != (gh * block, gw * block):
+            self._state_resized = None
+            return
+        size = self._size((gh, gw))
+        value = seen[1] if seen is not None and seen[0] is frames else self._resized(frames, size)
+        if state.frame_state is not None and not grid.all():
+            value = torch.where(self._grid_map(grid, size).bool(), value, self._resized_state(state, size))
+        replaced = None if state.frame_state is None else weakref.ref(state.frame_state)
+        self._state_resized = (grid, replaced, value)
 
     def _log_probs(self, output: Tensor) -> Tensor:
         """Log-softmax of ``output`` at 1/4 scale (bilinear), computed once per output: the reward needs it for
@@ -137,6 +176,7 @@ class LearnedPolicy(BlockPolicy):
     # ---------------------------------------------------------------------------------------- learning
     def observe(self, frames: Tensor, grid: Tensor, output: Tensor, state: ClipState) -> None:
         self.last_update_macs = 0
+        self._keep_resized_state(frames, grid, state)
         if self._log_prob is None or state.previous_output is None:
             self._log_probs(output)  # the next frame's input and reward read it
             return
@@ -224,7 +264,13 @@ class LearnedPolicy(BlockPolicy):
                     "statistic_frames"):
             setattr(self, key, state[key])
         self._pending, self._pending_shapes = [], []
-        self._log_probs_of = None
+        self._log_probs_of = self._frames_resized = self._state_resized = None
+
+    def start_clips(self, positions: Sequence[int] | None, seeds: Sequence[int] | None) -> None:
+        """New clips at ``positions`` execute every block on their first frame, which replaces their rows of the
+        kept resized frame state; all new clips drop it."""
+        if positions is None:
+            self._frames_resized = self._state_resized = None
 
 
 def _quarter(x: Tensor) -> Tensor:

@@ -82,8 +82,9 @@ class _Scene:
         noise = np.random.default_rng([*self.noise_seed, t]).integers(
             -_PIXEL_NOISE, _PIXEL_NOISE + 1, size=(h, w, 3), dtype=np.int16
         )
-        noisy = np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-        return noisy, label
+        np.add(noise, image, out=noise)  # in place: no int16 copy of the image, no temporary sum
+        np.clip(noise, 0, 255, out=noise)
+        return noise.astype(np.uint8), label
 
     def _make_sprites(self, rng: np.random.Generator, strip_width: int) -> list[_Sprite]:
         h, w = self.spec.height, self.spec.width
