@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from blockcopy_core import BlockCopySettings
+from blockcopy_core.benchmarks import policy as policy_suite
 from blockcopy_core.policies import POLICY_NETS, ClipState, LearnedPolicy
 
 CLASSES = 19
@@ -76,3 +77,15 @@ def test_state_saves_and_loads(net):
     other = next(name for name in POLICY_NETS if name != net)
     with pytest.raises(ValueError, match=f"holds the '{net}' policy network.*--block-policy-net {net}"):
         LearnedPolicy(BlockCopySettings(block_policy_net=other, block_size=32)).load_state(trained.state())
+
+
+def test_policy_suite_times_each_network_on_the_jobs_model(capsys):
+    """The policy benchmark runs end to end on a tiny configuration: one table row per network, stages summing to
+    the total, and the policy network's MACs."""
+    policy_suite.main(["--configs", "128x256@64", "--warmup-clips", "1", "--clips", "1", "--clip-length", "3"])
+    printed = capsys.readouterr().out
+    for net in POLICY_NETS:
+        assert f"{net}: policy network" in printed
+        row = next(line for line in printed.splitlines() if line.startswith(f"| {net} |"))
+        policy, network, update, total = (float(cell.split()[0]) for cell in row.split("|")[2:6])
+        assert total == pytest.approx(policy + network + update, abs=2e-3) and network > 0

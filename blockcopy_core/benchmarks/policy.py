@@ -1,10 +1,11 @@
 """Learned-policy cost on the CPU: ``python -m jobs.benchmark --suite policy``.
 
-For each frame size / block size and each policy network: the shipped SwiftNet-RN18 (BatchNorm folded,
-channels_last, as the job runs it) wrapped with ``rl_semseg`` learns on warm-up clips, then runs evaluation clips
-while it keeps learning; the seconds per frame of its three stages (policy forward, block-sparse network, reward
-and policy update, from ``BlockCopyModel.stage_seconds``) and of the static model on the same frames, and the
-policy network's MACs. Frames of the variants are interleaved, clip by clip, because the machine is shared.
+For each frame size / block size and each policy network: the shipped SwiftNet-RN18, built as the job builds it
+(``pipeline.config.build_model``: BatchNorm folded, channels_last), wrapped with ``rl_semseg``, learns on warm-up
+clips, then runs evaluation clips while it keeps learning; the seconds per frame of its three stages (policy
+forward, block-sparse network, reward and policy update, from ``BlockCopyModel.stage_seconds``) and of the static
+model on the same frames, and the policy network's MACs. Frames of the variants are interleaved, clip by clip,
+because the machine is shared.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from ..blockcopy import STAGES, BlockCopyModel
 from ..data import build_clips, iter_frames
 from ..data.transforms import normalize
 from ..macs import count_macs
-from ..models import SYNTHETIC_CHECKPOINT, build_swiftnet, fold_batchnorm, read_state_dict
+from ..models import SYNTHETIC_CHECKPOINT, read_state_dict
+from ..pipeline.config import RunnerConfig, build_model
 from ..policies import POLICY_NETS
 from ..settings import BlockCopySettings
 from .engine import parse_config
@@ -63,9 +65,7 @@ def run_clip(model: BlockCopyModel, frames: list[Tensor], tally: Tally | None) -
 
 
 def run_config(h: int, w: int, block: int, nets: list[str], args: argparse.Namespace) -> dict[str, Tally]:
-    network = build_swiftnet("resnet18")
-    network.load_state_dict(read_state_dict(SYNTHETIC_CHECKPOINT))
-    network = fold_batchnorm(network).to(memory_format=torch.channels_last)
+    network = build_model(RunnerConfig(), read_state_dict(SYNTHETIC_CHECKPOINT), torch.device("cpu"), torch.float32)
     models = {net: BlockCopyModel(network, BlockCopySettings(block_size=block, block_target=args.target,
                                                              block_policy_net=net)) for net in nets}
     for frames in frame_batches(args.warmup_clips, args.clip_length, WARMUP_FIRST_CLIP, h, w):
