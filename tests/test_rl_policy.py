@@ -139,7 +139,6 @@ def test_a_policy_that_does_not_learn_is_reported(caplog):
     assert any("not learning" in record.message for record in caplog.records)
 
 
-
 @pytest.mark.parametrize(("net", "block"), [("compact", 16), ("compact", 48), ("compact", 12), ("paper", 32),
                                             ("paper", 96), ("paper", 48)])
 def test_kept_resized_frame_state_equals_resizing_the_frame_state(monkeypatch, net, block):

@@ -11,7 +11,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from . import ops
 from .geometry import BlockLayout, grid_shape
 from .interceptor import BLOCK, BlockMode
-from .state import TemporalState
+from .state import TemporalState, own_copy
 
 
 class BlockSparseEngine:
@@ -47,7 +47,7 @@ class BlockSparseEngine:
                 return self._dense_frame(frames, layout)
             self.state.check_outputs_unmodified()
             if layout.num_exec == 0:
-                return tree_unflatten([_copy(leaf) for leaf in self.state.outputs], self.state.output_spec)
+                return tree_unflatten([own_copy(leaf) for leaf in self.state.outputs], self.state.output_spec)
             out = self._sparse_frame(frames, layout)
             ops.check_device_errors(frames.device)
             return out
@@ -77,9 +77,7 @@ class BlockSparseEngine:
         self.state.check_unmodified("map")
         leaves, spec = tree_flatten(out)
         self.state.unshare_outputs(leaves)
-        self.state.output_is_block = [mode.tag_of(leaf) == BLOCK for leaf in leaves]
-        self.state.keep_outputs([leaf if is_block else _copy(leaf)
-                                 for leaf, is_block in zip(leaves, self.state.output_is_block)], spec)
+        self.state.keep_outputs(leaves, spec, [mode.tag_of(leaf) == BLOCK for leaf in leaves])
         self.state.frame_meta = (*frames.shape, frames.dtype, frames.device)
         return out
 
@@ -96,8 +94,7 @@ class BlockSparseEngine:
             raise RuntimeError("the model's output structure differs from the last dense frame's")
         returned = [self._combine_output(leaf, kept, layout) if is_block else leaf
                     for leaf, kept, is_block in zip(leaves, self.state.outputs, self.state.output_is_block)]
-        self.state.keep_outputs([out if is_block else _copy(out)
-                                 for out, is_block in zip(returned, self.state.output_is_block)], spec)
+        self.state.keep_outputs(returned, spec, self.state.output_is_block)
         return tree_unflatten(returned, spec)
 
     @staticmethod
@@ -111,8 +108,3 @@ class BlockSparseEngine:
     def state_nbytes(self) -> int:
         """Bytes of temporal state held (stored maps and previous outputs)."""
         return self.state.nbytes()
-
-
-def _copy(leaf: Any) -> Any:
-    """A tensor output as a tensor of its own (other leaves as they are)."""
-    return leaf.clone(memory_format=torch.preserve_format) if isinstance(leaf, Tensor) else leaf

@@ -93,11 +93,12 @@ class TemporalState:
             if tensor.untyped_storage().data_ptr() in out_storages:
                 self.maps[site] = tensor.clone(memory_format=torch.preserve_format)
 
-    def keep_outputs(self, outputs: list[Any], spec: Any) -> None:
-        """Keep a frame's flattened outputs; the block-grid ones are the tensors returned to the caller, so their
-        versions are recorded for ``check_outputs_unmodified``."""
-        self.outputs, self.output_spec = outputs, spec
-        self.output_versions = [o._version if is_block else None for o, is_block in zip(outputs, self.output_is_block)]
+    def keep_outputs(self, outputs: list[Any], spec: Any, is_block: list[bool]) -> None:
+        """Keep a frame's flattened outputs: the block-grid ones (``is_block``) by reference, the tensors returned
+        to the caller, with their versions for ``check_outputs_unmodified``; the others as copies of their own."""
+        self.outputs = [o if block else own_copy(o) for o, block in zip(outputs, is_block, strict=True)]
+        self.output_spec, self.output_is_block = spec, is_block
+        self.output_versions = [o._version if block else None for o, block in zip(outputs, is_block)]
 
     def check_outputs_unmodified(self) -> None:
         """Refuse to copy blocks from a returned output that was edited in place since it was returned."""
@@ -132,3 +133,8 @@ class TemporalState:
         for t in [*self.maps.values(), *self.pending.values(), *outputs]:
             seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
         return sum(seen.values())
+
+
+def own_copy(leaf: Any) -> Any:
+    """A tensor output as a tensor of its own (other leaves as they are)."""
+    return leaf.clone(memory_format=torch.preserve_format) if isinstance(leaf, Tensor) else leaf
