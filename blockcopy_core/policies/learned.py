@@ -113,18 +113,23 @@ class LearnedPolicy(BlockPolicy):
         features = torch.cat([frames_resized, self._resized_state(state, size), previous - 0.5, grid - 0.5], dim=1)
         return features.contiguous(memory_format=torch.channels_last)
 
+    @property
+    def _device(self) -> torch.device:
+        """Where the policy network runs, and so where its inputs go."""
+        return next(self.net.parameters()).device
+
     def _size(self, grid_hw: tuple[int, int]) -> tuple[int, int]:
         return grid_hw[0] * self.net.pixels_per_block, grid_hw[1] * self.net.pixels_per_block
 
     def _resized(self, x: Tensor, size: tuple[int, int]) -> Tensor:
-        x = x.detach().float().to(next(self.net.parameters()).device)
+        x = x.detach().float().to(self._device)
         if self.net.resize == "nearest":
             return F.interpolate(x, size=size, mode="nearest")
         return F.adaptive_avg_pool2d(x, size)
 
     def _grid_map(self, grid: Tensor, size: tuple[int, int]) -> Tensor:
         """Float N x 1 x H x W: each block's value over its pixels at ``size``."""
-        grid = grid.detach().float()[:, None].to(next(self.net.parameters()).device)
+        grid = grid.detach().float()[:, None].to(self._device)
         return F.interpolate(grid, size=size, mode="nearest")
 
     def _resized_state(self, state: ClipState, size: tuple[int, int]) -> Tensor:
@@ -133,7 +138,7 @@ class LearnedPolicy(BlockPolicy):
         if self._state_resized is not None:
             grid, replaced, value = self._state_resized
             if (grid is state.previous_grid and (replaced is None or replaced() is not state.frame_state)
-                    and value.shape[-2:] == size and value.device == next(self.net.parameters()).device):
+                    and value.shape[-2:] == size and value.device == self._device):
                 return value
         return self._resized(state.frame_state, size)
 
