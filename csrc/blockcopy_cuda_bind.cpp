@@ -44,6 +44,10 @@ void check_indices(const at::Tensor& idx, const at::Tensor& map, int64_t block) 
 
 at::MemoryFormat format_of(bool nhwc) { return nhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous; }
 
+// Whether `t` is laid out as the map is. An empty tensor always is (torch calls it NCHW-contiguous whatever its
+// strides, but channels_last-contiguous only with channels_last strides, which an empty crop need not have).
+bool laid_out_as(const at::Tensor& t, bool nhwc) { return t.numel() == 0 || t.is_contiguous(format_of(nhwc)); }
+
 void check_launch(int err) { TORCH_CHECK(err == 0, "CUDA kernel launch failed: ", cudaGetErrorString((cudaError_t)err)); }
 
 // The device's index-error flag (one int32 in device memory, zero until a kernel meets a bad index).
@@ -91,7 +95,7 @@ void combine(const at::Tensor& blocks, const at::Tensor& idx, at::Tensor dense, 
   TORCH_CHECK(blocks.scalar_type() == dense.scalar_type(), "blocks and map must share the dtype");
   TORCH_CHECK(blocks.size(0) == idx.numel() && blocks.size(1) == dense.size(1) && blocks.size(2) == block,
               "blocks must be ", idx.numel(), " x ", dense.size(1), " x ", block, " x ", block);
-  TORCH_CHECK(blocks.is_contiguous(format_of(nhwc)), "blocks and map must share the memory format");
+  TORCH_CHECK(laid_out_as(blocks, nhwc), "blocks and map must share the memory format");
   c10::cuda::CUDAGuard guard(dense.device());
   check_launch(blockcopy_cuda_move(dense.data_ptr(), blocks.data_ptr(), idx.data_ptr<int64_t>(), idx.numel(),
                                    dense.size(0), dense.size(1), dense.size(2), dense.size(3), block, nhwc, false,
@@ -119,7 +123,7 @@ at::Tensor block_pad(const at::Tensor& blocks, const at::Tensor& block_pos, cons
   TORCH_CHECK(halo.size() == 4 && halo[0] >= 0 && halo[1] >= 0 && halo[2] >= 0 && halo[3] >= 0,
               "halo must be 4 sizes >= 0 (top, bottom, left, right)");
   TORCH_CHECK(blocks.dim() == 4 && blocks.scalar_type() == stale.scalar_type() && blocks.device() == stale.device() &&
-                  blocks.size(1) == stale.size(1) && blocks.size(2) == block && blocks.is_contiguous(format_of(nhwc)),
+                  blocks.size(1) == stale.size(1) && blocks.size(2) == block && laid_out_as(blocks, nhwc),
               "blocks must be B x C x b x b on the stale map's device, dtype and memory format");
   const int64_t num_blocks = stale.size(0) * (stale.size(2) / block) * (stale.size(3) / block);
   TORCH_CHECK(block_pos.dim() == 1 && block_pos.scalar_type() == at::kLong && block_pos.numel() == num_blocks &&
@@ -132,7 +136,7 @@ at::Tensor block_pad(const at::Tensor& blocks, const at::Tensor& block_pos, cons
   if (out_buffer.has_value()) {
     out = *out_buffer;
     TORCH_CHECK(out.sizes() == at::IntArrayRef(shape) && out.scalar_type() == stale.scalar_type() &&
-                    out.device() == stale.device() && out.is_contiguous(format_of(nhwc)),
+                    out.device() == stale.device() && laid_out_as(out, nhwc),
                 "out must be a ", shape, " tensor in the stale map's dtype, device and memory format");
   } else {
     out = at::empty(shape, stale.options(), format_of(nhwc));

@@ -34,15 +34,17 @@ class OnDevice:
     def __init__(self, module, device: torch.device):
         self.module, self.device = module, device
 
-    def _to(self, t: torch.Tensor) -> torch.Tensor:
-        return t.to(self.device).contiguous(memory_format=twins.memory_format_of(t))
+    def _to(self, t: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
+        """``t`` on the device, contiguous in the memory format of ``like`` (default: its own), as the engine's
+        ops hand blocks to the CUDA kernels (a crop loses its channels_last look, so blocks follow their map)."""
+        return t.to(self.device).contiguous(memory_format=twins.memory_format_of(t if like is None else like))
 
     def split(self, dense, idx, block):
         return self.module.split(self._to(dense), self._to(idx), block).cpu()
 
     def combine(self, blocks, idx, dense, border=0):
         on = self._to(dense)
-        self.module.combine(self._to(blocks), self._to(idx), on, border)
+        self.module.combine(self._to(blocks, like=dense), self._to(idx), on, border)
         dense.copy_(on.cpu())
 
     def transfer(self, src, dst, idx, block):
@@ -51,8 +53,8 @@ class OnDevice:
         dst.copy_(on.cpu())
 
     def block_pad(self, blocks, block_pos, stale, idx, halo, replicate, value):
-        return self.module.block_pad(self._to(blocks), self._to(block_pos), self._to(stale), self._to(idx), halo,
-                                     replicate, value).cpu()
+        return self.module.block_pad(self._to(blocks, like=stale), self._to(block_pos), self._to(stale),
+                                     self._to(idx), halo, replicate, value).cpu()
 
 
 CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))
@@ -261,7 +263,7 @@ def test_cuda_checks_block_indices_on_the_device():
     ext.block_pad(blocks, block_pos, dense, torch.tensor([0], device="cuda"), [1, 1, 1, 1], False, 0.0)
     with pytest.raises(RuntimeError, match="outside its map"):
         ops.check_device_errors(dense.device)
-    assert torch.equal(dense[..., :2, 2:], blocks[0]) and torch.equal(dense[..., 2:, :], before[..., 2:, :])
+    assert torch.equal(dense[0, :, :2, 2:], blocks[0]) and torch.equal(dense[..., 2:, :], before[..., 2:, :])
 
 
 def test_installed_prebuilt_module_is_used(fresh, monkeypatch):
