@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from blockcopy_core.data import Frame, build_clips, iter_frames
+from blockcopy_core.data import Clip, Frame, build_clips, iter_frames
 from blockcopy_core.data.synthetic import export_demo
 from blockcopy_core.data.transforms import normalize, pad_to_multiple, resize_image, target_size
 from blockcopy_core.metrics import ConfusionMatrix
@@ -145,6 +145,38 @@ def test_half_precision_and_single_clip_loop(tmp_path):
     frames = read_table(tmp_path / "loop", "frames").to_pylist()
     first_clip = {f["name"] for f in frames if f["clip_id"] == frames[0]["clip_id"]}
     assert {f["name"] for f in frames} == first_clip  # every clip ran the first clip's frames
+
+
+class RecordingNet(torch.nn.Module):
+    """A stand-in network that records the shape of every batch it runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.shapes.append(tuple(x.shape))
+        return x[:, :1]
+
+
+def test_prime_runs_the_dense_model_once_on_the_first_frame(tmp_path):
+    wrapper = torch.nn.Module()  # a BlockCopy wrapper stand-in: calling it (no forward) would raise
+    wrapper.base_model = RecordingNet()
+    runner = ClipRunner(wrapper, torch.device("cpu"), pad_multiple=32)
+    clip = build_clips("synthetic", clip_length=3, num_clips=1, seed=0, height=64, width=128)[0]
+    runner.prime(clip, batch_size=2)
+    assert wrapper.base_model.shapes == [(2, 3, 64, 128)] and not runner.stage_seconds
+    unreadable = Clip("gone", "demo", (str(tmp_path / "missing.png"),), (None,))
+    runner.prime(unreadable, batch_size=2)  # primes nothing and raises nothing: the clip fails where it runs
+    assert wrapper.base_model.shapes == [(2, 3, 64, 128)]
+
+
+def test_the_job_primes_each_runner_before_the_timed_run(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(ClipRunner, "prime", lambda self, clip, batch_size: calls.append((clip.clip_id, batch_size)))
+    assert evaluate.main([*TINY, "--batch-size", "2", "--report-dir", str(tmp_path)]) == 0
+    first = read_table(tmp_path, "clips").to_pylist()[0]["clip_id"]
+    assert calls == [(first, 2)]
 
 
 def test_outside_a_git_checkout_the_code_is_named_by_its_sources(monkeypatch, tmp_path):

@@ -31,6 +31,9 @@ class Executor(Protocol):
     def loop_first_clip(self, clip: Clip) -> None:
         """Keep ``clip``'s frames in memory and feed them for every later clip (``--single-clip-loop``)."""
 
+    def prime(self, clip: Clip, batch_size: int) -> None:
+        """Each runner's untimed dense pass over ``clip``'s first frame, before the timed run (``ClipRunner.prime``)."""
+
     def policy_state(self) -> bytes | None:
         """The learned policy's serialised state (None for fixed policies)."""
 
@@ -73,6 +76,9 @@ class InlineExecutor:
 
     def loop_first_clip(self, clip: Clip) -> None:
         self.runner.loop_first_clip(clip)
+
+    def prime(self, clip: Clip, batch_size: int) -> None:
+        self.runner.prime(clip, batch_size)
 
     def policy_state(self) -> bytes | None:
         return self.runner.policy_state()

@@ -347,6 +347,8 @@ def evaluate(args: argparse.Namespace, config: RunnerConfig, writer: RunWriter, 
             run_warmup(executor, warmup_clips, args.batch_size, Path(report_dir))
         if args.single_clip_loop:
             executor.loop_first_clip(eval_clips[0])
+        if eval_clips:
+            executor.prime(eval_clips[0], args.batch_size)
         start = time.perf_counter()
         timings: Counter[str] = Counter()
         with Progress("eval", len(eval_clips), sum(clip.num_frames for clip in eval_clips),

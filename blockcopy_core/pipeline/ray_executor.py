@@ -136,6 +136,9 @@ class ClipActor:
     def loop_first_clip(self, clip: Clip) -> None:
         self.runner.loop_first_clip(clip)
 
+    def prime(self, clip: Clip, batch_size: int) -> None:
+        self.runner.prime(clip, batch_size)
+
 
 def connect(address: str | None, num_cpus: int | None = None) -> bool:
     """Join the cluster at ``address`` (or ``RAY_ADDRESS``); with neither, start a Ray instance of our own on
@@ -238,6 +241,9 @@ class RayExecutor:
 
     def loop_first_clip(self, clip: Clip) -> None:
         ray.get([actor.loop_first_clip.remote(clip) for actor in self.actors])
+
+    def prime(self, clip: Clip, batch_size: int) -> None:
+        ray.get([actor.prime.remote(clip, batch_size) for actor in self.actors])
 
     def frames_done(self) -> int:
         return ray.get(self.store.frames_run.remote())
