@@ -3,6 +3,8 @@ batches of clips, and the errors for ops and block sizes it cannot handle."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 from test_engine_support import ReturnsFeatures, SmallNet, assert_close, random_grid, randomize_bn
 from torch import Tensor, nn
 
+from blockcopy_core.benchmarks import engine as engine_suite
 from blockcopy_core.engine import BlockSparseEngine, UnsupportedOpError, ops
 from blockcopy_core.macs import count_macs
 
@@ -225,3 +228,10 @@ def test_reduced_precision(net, dtype):
     copied = ~block_mask(grid, 16).expand_as(out)
     previous, out = out, engine(frames(1, 32, 48, 2).to(dtype), grid)
     assert torch.equal(out[copied], previous[copied])
+
+
+def test_engine_benchmark_runs_end_to_end_in_half_precision(capsys):
+    engine_suite.main(["--configs", "64x128@32", "--frames", "1", "--threads", "1", "--half"])
+    out = capsys.readouterr().out
+    assert "## resnet18 64x128, block 32, 1 threads, torch.bfloat16" in out
+    assert re.search(r"speedup / GMACs ratio \d+\.\d\d", out)

@@ -1,10 +1,14 @@
 """Every preset command documented in docs/presets.md is accepted by the job and sets what its name says."""
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from blockcopy_core.pipeline.cli import parse_args
 
@@ -44,3 +48,12 @@ def test_preset_parses_and_matches_its_name(source, backbone, policy, mode, flag
     if source == "synthetic":
         assert args.res == 512 and args.num_clips_eval == (8 if mode == "speed" else 40)
     assert args.report_dir.startswith("runs/")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: the check would run")
+def test_gpu_check_refuses_without_a_gpu_in_one_line():
+    script = PRESETS.parents[1] / "scripts" / "gpu_check.sh"
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHON": sys.executable})
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip() == "error: no CUDA device: this check needs a GPU"

@@ -1,13 +1,14 @@
-"""Block-sparse engine benchmark on the CPU: ``python -m jobs.benchmark --suite engine`` (the default suite).
+"""Block-sparse engine benchmark: ``python -m jobs.benchmark --suite engine`` (the default suite).
 
 The model is the job's (SwiftNet with BatchNorm folded into the convolutions, random weights) in a process that
-keeps freed memory as the job's do (``blockcopy_core.allocator``). For each frame size / block size: times the
-static SwiftNet (NCHW and channels_last; the faster is the baseline and its layout is used for the engine),
-the engine with every block executed (dense path and block path) and with a random half of the blocks; counts
-MACs from the shapes that run; and measures the share of a sparse frame spent moving blocks (split / combine /
-transfer / block_pad). Timings are the minimum over a few frames, interleaved across variants, because the
-machine is shared; each timed frame is one ``torch.utils.benchmark.Timer.timeit(1)``, which runs the variant
-twice untimed just before as a warm-up.
+keeps freed memory as the job's do (``blockcopy_core.allocator``), on the CPU or (``--device cuda``) a GPU, in
+float32 or (``--half``) the job's half precision. For each frame size / block size: times the static SwiftNet
+(NCHW and channels_last; the faster is the baseline and its layout is used for the engine), the engine with
+every block executed (dense path and block path) and with a random half of the blocks; counts MACs from the
+shapes that run; and measures the share of a sparse frame spent moving blocks (split / combine / transfer /
+block_pad; on a GPU, the time to issue them). Timings are the minimum over a few frames, interleaved across
+variants, because the machine is shared; each timed frame is one ``torch.utils.benchmark.Timer.timeit(1)``,
+which runs the variant twice untimed just before as a warm-up (and synchronises a GPU).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch.utils.benchmark import Timer
 from ..engine import BlockSparseEngine, ops
 from ..macs import count_macs
 from ..models import build_swiftnet, fold_batchnorm
+from ..pipeline.config import select_dtype
 
 MOVEMENTS = ("split", "combine", "transfer", "block_pad")
 
@@ -81,10 +83,11 @@ def time_frame(frame: Timer) -> float:
     return frame.timeit(number=1).median
 
 
-def run_config(backbone: str, h: int, w: int, block: int, frames: int) -> dict[str, float]:
+def run_config(backbone: str, h: int, w: int, block: int, frames: int, device: torch.device,
+               dtype: torch.dtype) -> dict[str, float]:
     torch.manual_seed(0)
-    net = fold_batchnorm(build_swiftnet(backbone)).eval()
-    x = torch.randn(1, 3, h, w)
+    net = fold_batchnorm(build_swiftnet(backbone)).eval().to(device, dtype)
+    x = torch.randn(1, 3, h, w).to(device, dtype)
     gh, gw = h // block, w // block
     full = torch.ones(1, gh, gw, dtype=torch.bool)
     layouts = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
@@ -149,11 +152,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="HxW@block entries (default: 1024x2048@128 512x1024@64)")
     parser.add_argument("--frames", type=int, default=3, help="timed frames per variant (minimum is reported)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--half", action="store_true", help="the job's --half: float16 on a GPU, bfloat16 on a CPU")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    dtype = select_dtype(args.half, device)
+    where = f"{args.threads} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
     for h, w, block in args.configs:
-        r = run_config(args.backbone, h, w, block, args.frames)
-        print(f"\n## {args.backbone} {h}x{w}, block {block}, {args.threads} threads, best layout {r['layout']}")
+        r = run_config(args.backbone, h, w, block, args.frames, device, dtype)
+        print(f"\n## {args.backbone} {h}x{w}, block {block}, {where}, {dtype}, best layout {r['layout']}")
         print(f"static: NCHW {r['static_nchw_s']:.3f} s, channels_last {r['static_cl_s']:.3f} s; "
               f"{r['static_gmacs']:.2f} GMACs")
         print(f"all blocks (dense path): {r['all_s']:.3f} s, overhead {100 * r['all_overhead']:+.1f}%")
