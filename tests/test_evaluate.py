@@ -13,6 +13,7 @@ from blockcopy_core.data.synthetic import export_demo
 from blockcopy_core.data.transforms import normalize, pad_to_multiple, resize_image, target_size
 from blockcopy_core.metrics import ConfusionMatrix
 from blockcopy_core.models import SYNTHETIC_CHECKPOINT, build_swiftnet, fold_batchnorm, load_checkpoint
+from blockcopy_core.pipeline import runner as runner_module
 from blockcopy_core.pipeline.runner import ClipRunner
 from blockcopy_core.reporting import read_summary, read_table, writer
 from jobs import evaluate
@@ -159,13 +160,18 @@ class RecordingNet(torch.nn.Module):
         return x[:, :1]
 
 
-def test_prime_runs_the_dense_model_once_on_the_first_frame(tmp_path):
+def test_prime_runs_the_dense_model_once_on_the_first_frame(tmp_path, monkeypatch):
+    loaded = []
+    monkeypatch.setattr(runner_module, "extension", loaded.append)
     wrapper = torch.nn.Module()  # a BlockCopy wrapper stand-in: calling it (no forward) would raise
     wrapper.base_model = RecordingNet()
     runner = ClipRunner(wrapper, torch.device("cpu"), pad_multiple=32)
     clip = build_clips("synthetic", clip_length=3, num_clips=1, seed=0, height=64, width=128)[0]
     runner.prime(clip, batch_size=2)
     assert wrapper.base_model.shapes == [(2, 3, 64, 128)] and not runner.stage_seconds
+    assert loaded == [torch.device("cpu")]  # the block kernels are ready before the timed run
+    ClipRunner(RecordingNet(), torch.device("cpu"), pad_multiple=32).prime(clip)
+    assert loaded == [torch.device("cpu")]  # a plain network needs none
     unreadable = Clip("gone", "demo", (str(tmp_path / "missing.png"),), (None,))
     runner.prime(unreadable, batch_size=2)  # primes nothing and raises nothing: the clip fails where it runs
     assert wrapper.base_model.shapes == [(2, 3, 64, 128)]

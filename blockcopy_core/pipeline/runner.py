@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ..data import Clip, Frame, FrameReadError, iter_frames
 from ..data.transforms import normalize, pad_to_multiple, resize_image, target_size
+from ..engine.kernels import extension
 from ..macs import count_macs
 from ..metrics import ConfusionMatrix
 from ..reporting.results import ClipResult, FrameResult
@@ -110,8 +111,11 @@ class ClipRunner:
     def prime(self, clip: Clip, batch_size: int = 1) -> None:
         """Run the dense model once, untimed, on ``clip``'s first frame (``batch_size`` copies side by side), so
         that the process's one-time costs stay out of the timed run: on CUDA, loading kernels and starting cuDNN
-        and cuBLAS, which would otherwise land in the first timed frame. A frame that cannot be read primes
-        nothing: its clip fails where it runs, and is recorded there."""
+        and cuBLAS, which would otherwise land in the first timed frame. A BlockCopy model's block kernels are
+        loaded (or built, once per machine) here too. A frame that cannot be read primes nothing: its clip
+        fails where it runs, and is recorded there."""
+        if self.model is not self.dense_model:
+            extension(self.device)
         try:
             frame = self._looped_frames[0] if self._looped_frames else next(iter_frames(clip))
         except (FrameReadError, StopIteration):
