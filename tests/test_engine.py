@@ -231,7 +231,8 @@ def test_reduced_precision(net, dtype):
 
 
 def test_engine_benchmark_runs_end_to_end_in_half_precision(capsys):
-    engine_suite.main(["--configs", "64x128@32", "--frames", "1", "--threads", "1", "--half"])
+    engine_suite.main(["--configs", "64x128@32", "--frames", "1", "--threads", "1", "--half", "--ops", "2"])
     out = capsys.readouterr().out
     assert "## resnet18 64x128, block 32, 1 threads, torch.bfloat16" in out
     assert re.search(r"speedup / GMACs ratio \d+\.\d\d", out)
+    assert len(re.findall(r"^\| aten::\w+ \| \d+\.\d\d \| \d+\.\d\d \| [+-]\d+\.\d\d \|$", out, re.M)) == 4

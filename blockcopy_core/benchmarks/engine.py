@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from functools import partial
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.benchmark import Timer
 
 from ..engine import BlockSparseEngine, ops
@@ -83,14 +84,22 @@ def time_frame(frame: Timer) -> float:
     return frame.timeit(number=1).median
 
 
+LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+def model_and_frame(backbone: str, h: int, w: int, device: torch.device,
+                    dtype: torch.dtype) -> tuple[nn.Module, Tensor]:
+    """The job's network (BatchNorm folded, random weights from seed 0) and one random frame."""
+    torch.manual_seed(0)
+    return fold_batchnorm(build_swiftnet(backbone)).eval().to(device, dtype), torch.randn(1, 3, h, w).to(device, dtype)
+
+
 def run_config(backbone: str, h: int, w: int, block: int, frames: int, device: torch.device,
                dtype: torch.dtype) -> dict[str, float]:
-    torch.manual_seed(0)
-    net = fold_batchnorm(build_swiftnet(backbone)).eval().to(device, dtype)
-    x = torch.randn(1, 3, h, w).to(device, dtype)
+    net, x = model_and_frame(backbone, h, w, device, dtype)
     gh, gw = h // block, w // block
     full = torch.ones(1, gh, gw, dtype=torch.bool)
-    layouts = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+    layouts = LAYOUTS
     static: dict[str, float] = {}
     with torch.no_grad():
         for name, fmt in layouts.items():
@@ -144,6 +153,35 @@ def run_config(backbone: str, h: int, w: int, block: int, frames: int, device: t
     }
 
 
+def op_excess(backbone: str, h: int, w: int, block: int, frames: int, device: torch.device, dtype: torch.dtype,
+              layout: str) -> list[tuple[str, float, float]]:
+    """Per torch operator, milliseconds per frame of the static network and of a random-50% engine frame (the
+    profiler's self time, averaged over ``frames``), most excess over half the static first. The engine's own
+    kernels (split, combine, transfer, block_pad) are no torch operators and are not in it."""
+    net, x = model_and_frame(backbone, h, w, device, dtype)
+    net, x = net.to(memory_format=LAYOUTS[layout]), x.contiguous(memory_format=LAYOUTS[layout])
+    engine = BlockSparseEngine(net, block)
+    gh, gw = h // block, w // block
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+
+    def per_op(run: Callable[[int], object]) -> dict[str, float]:
+        with profile(activities=activities) as prof:
+            for i in range(frames):
+                run(i)
+        attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        return {e.key: getattr(e, attr) / 1e3 / frames for e in prof.key_averages()}
+
+    with torch.no_grad():
+        engine(x, torch.ones(1, gh, gw, dtype=torch.bool))
+        for seed in range(2):  # warm both up
+            net(x)
+            engine(x, half_grid(gh, gw, 1000 + seed))
+        static = per_op(lambda i: net(x))
+        sparse = per_op(lambda i: engine(x, half_grid(gh, gw, i)))
+    rows = [(op, static.get(op, 0.0), sparse.get(op, 0.0)) for op in static.keys() | sparse.keys()]
+    return sorted(rows, key=lambda row: row[1] / 2 - row[2])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m jobs.benchmark --suite engine",
                                      description=__doc__.splitlines()[0])
@@ -154,6 +192,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--half", action="store_true", help="the job's --half: float16 on a GPU, bfloat16 on a CPU")
+    parser.add_argument("--ops", type=int, default=0, metavar="N",
+                        help="also profile per operator: the N with the most and the N with the least excess over "
+                        "half the static")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -172,3 +213,12 @@ def main(argv: list[str] | None = None) -> None:
         moves = ", ".join(f"{k} {1000 * r[f'move_{k}_s']:.1f} ms" for k in MOVEMENTS if f"move_{k}_s" in r)
         print(f"block movements: {100 * r['movement_share']:.1f}% of the random-50% frame ({moves})")
 
+        if args.ops:
+            rows = op_excess(args.backbone, h, w, block, args.frames, device, dtype, r["layout"])
+            static_ms, sparse_ms = sum(row[1] for row in rows), sum(row[2] for row in rows)
+            print(f"per operator, ms per frame (profiler self time): static {static_ms:.1f}, random 50% "
+                  f"{sparse_ms:.1f}, half the static {static_ms / 2:.1f}")
+            print("| operator | static | random 50% | excess over half the static |\n|---|---:|---:|---:|")
+            shown = rows if len(rows) <= 2 * args.ops else rows[: args.ops] + rows[-args.ops :]
+            for op, static_op, sparse_op in shown:
+                print(f"| {op} | {static_op:.2f} | {sparse_op:.2f} | {sparse_op - static_op / 2:+.2f} |")
