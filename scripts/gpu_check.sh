@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 py="${PYTHON:-${BLOCKCOPY_VENV:-.venv}/bin/python}"
 root="${1:-runs/gpu_check}"
 "$py" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'error: no CUDA device: this check needs a GPU')"
-echo "== CUDA kernels against the PyTorch twins"
-"$py" -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_engine_backends.py
+echo "== CUDA kernels against the PyTorch twins; frames normalised on the GPU"
+"$py" -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_engine_backends.py \
+  tests/test_evaluate.py::test_prepare_on_a_gpu_normalises_there_as_the_cpu_does
 echo "== engine against the static network, float16"
 "$py" -m jobs.benchmark --suite engine --device cuda --half --configs 1024x2048@128 512x1024@64 --frames 5
 echo "== speed presets, 1024x2048, float16, batch 2"

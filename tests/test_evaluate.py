@@ -215,3 +215,17 @@ def test_prepare_builds_the_batch_as_stack_pad_and_layout_do(channels_last, num_
     assert original == expected_original
     assert torch.equal(batch, expected) and batch.dtype == dtype
     assert batch.is_contiguous(memory_format=layout)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_prepare_on_a_gpu_normalises_there_as_the_cpu_does(dtype):
+    # the frames travel as uint8 and are normalised on the GPU: the CPU's batch within float rounding
+    rng = np.random.default_rng(0)
+    frames = [Frame(str(i), rng.integers(0, 256, (50, 70, 3), dtype=np.uint8), None) for i in range(2)]
+    batches = [ClipRunner(lambda x: x, torch.device(device), dtype, pad_multiple=32,
+                          channels_last=True)._prepare(frames)[0]
+               for device in ("cpu", "cuda")]
+    assert batches[1].device.type == "cuda" and batches[1].dtype == dtype
+    assert batches[1].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(batches[1].cpu(), batches[0], atol=1e-6 if dtype == torch.float32 else 2e-3, rtol=0)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import Clip, Frame, FrameReadError, iter_frames
-from ..data.transforms import normalize, pad_to_multiple, resize_image, target_size
+from ..data.transforms import check_rgb, normalize_pixels, pad_to_multiple, resize_image, target_size
 from ..engine.kernels import extension
 from ..macs import count_macs
 from ..metrics import ConfusionMatrix
@@ -243,18 +243,24 @@ class ClipRunner:
         return results
 
     def _prepare(self, frames: list[Frame]) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The model's input batch: frames resized (uint8, on the CPU), moved to the device as uint8 (through
+        pinned memory to a GPU), normalised there, padded to the block grid, in the model's dtype and layout."""
         sizes = {frame.image.shape[:2] for frame in frames}
         if len(sizes) != 1:
             raise ValueError(f"frames run side by side differ in size: {sorted(sizes)}")
         height, width = sizes.pop()
         size = target_size(height, width, self.res)
-        images = [normalize(resize_image(frame.image, size) if size != (height, width) else frame.image)
+        images = [check_rgb(resize_image(frame.image, size) if size != (height, width) else frame.image)
                   for frame in frames]
-        # One frame: a view, already channels_last as normalize() gives it, so the layout below costs no copy.
-        batch = images[0][None] if len(images) == 1 else torch.stack(images)
-        batch, original = pad_to_multiple(batch, self.pad_multiple)
+        pixels = torch.from_numpy(images[0][None] if len(images) == 1 else np.stack(images))  # N x H x W x 3
+        if self.device.type == "cuda":
+            pixels = pixels.pin_memory().to(self.device, non_blocking=True)
+        # channels_last as normalize_pixels gives it: with one frame and no padding the layout costs no copy
+        batch, original = pad_to_multiple(normalize_pixels(pixels), self.pad_multiple)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        batch = batch.to(self.device, self.dtype).contiguous(memory_format=memory_format)
+        batch = batch.to(self.dtype).contiguous(memory_format=memory_format)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # the upload and the normalisation count as loading
         return batch, original
 
     @torch.no_grad()  # not inference_mode: BlockCopy keeps state tensors across frames and trains its policy
