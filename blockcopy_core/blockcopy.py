@@ -70,6 +70,11 @@ class BlockCopyModel(nn.Module):
             raise ValueError(f"policy {self.settings.block_policy!r} has no state to load: only rl_semseg learns")
         load(state)
 
+    def prime_batch_sizes(self, frames: Tensor) -> None:
+        """Pay the engine's one-time costs per block batch size now (``BlockSparseEngine.prime_batch_sizes``); the
+        policy and the clip state are untouched."""
+        self.engine.prime_batch_sizes(frames)
+
     def reset_temporal(self, images: Sequence[int] | None = None, seeds: Sequence[int] | None = None) -> None:
         """Start new clips: all of them (``images=None``) or those at the given batch positions; ``seeds`` (one per
         new clip) seed a random policy's draws per clip, so a clip's grids do not depend on what ran before it."""

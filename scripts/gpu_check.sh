@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The checks only a GPU can make, in one go: the CUDA kernels' tests, the engine against the static network on
 # the GPU (float16), and the speed presets at 1024x2048 (static / random / rl 0.5, RN18 and RN50, float16, two
-# clips side by side) compared with static. Needs torch with CUDA and the test extras (pytest, hypothesis);
+# clips side by side, each stage timed) compared with static. Needs torch with CUDA and the test extras (pytest, hypothesis);
 # runs without Ray (--executor inline). Usage: bash scripts/gpu_check.sh [REPORT_ROOT]  (default runs/gpu_check)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ echo "== speed presets, 1024x2048, float16, batch 2"
 preset() {  # name, then the job's flags
   local name=$1; shift
   "$py" -m jobs.evaluate --executor inline --res 1024 --num-clips-eval 8 --single-clip-loop --fast --half \
-    --batch-size 2 --report-dir "$root/$name" "$@"
+    --batch-size 2 --timings --report-dir "$root/$name" "$@"
 }
 rl=(--block-policy rl_semseg --block-target 0.5 --block-size 128 --num-clips-warmup 40)
 rn50=(--model-backbone resnet50 --random-weights)  # no RN50 checkpoint ships: speed does not depend on weights

@@ -14,7 +14,8 @@ from test_engine_support import ReturnsFeatures, SmallNet, assert_close, random_
 from torch import Tensor, nn
 
 from blockcopy_core.benchmarks import engine as engine_suite
-from blockcopy_core.engine import BlockSparseEngine, UnsupportedOpError, ops
+from blockcopy_core.engine import BlockLayout, BlockSparseEngine, UnsupportedOpError, ops
+from blockcopy_core.engine.engine import default_batch_step
 from blockcopy_core.macs import count_macs
 
 
@@ -130,6 +131,56 @@ def test_batch_of_clips_equals_clips_run_alone(net):
         for i, engine in enumerate(alone):
             assert_close(out[i : i + 1], engine(x[i : i + 1], grid[i : i + 1]))
         grid = random_grid(2, 2, 3, 0.5, t)
+
+
+@settings(max_examples=12, deadline=None)
+@given(clip_shapes, st.integers(2, 7))
+def test_padded_block_batches_change_nothing(net, shape, step):
+    """Padding each frame's block batch to a multiple of ``batch_step`` (as on CUDA) gives the outputs the engine
+    gives without it, copied blocks bitwise: padding rows are computed and never written."""
+    n, gh, gw, block, seed = shape
+    padded, plain = BlockSparseEngine(net, block, batch_step=step), BlockSparseEngine(net, block)
+    full = torch.ones(n, gh, gw, dtype=torch.bool)
+    x = frames(n, gh * block, gw * block, seed)
+    previous = padded(x, full)
+    plain(x, full)
+    for t in range(1, 4):
+        grid = random_grid(n, gh, gw, 0.5, seed + t)
+        x = frames(n, gh * block, gw * block, seed + t)
+        out = padded(x, grid)
+        assert_close(out, plain(x, grid))
+        copied = ~block_mask(grid, block).expand_as(out)
+        assert torch.equal(out[copied], previous[copied])
+        previous = out
+
+
+def test_layout_pads_the_block_batch_to_its_step():
+    grid = torch.tensor([[[True, False, True], [False, False, True]]])  # blocks 0, 2, 5 of 6 executed
+    layout = BlockLayout.from_grid(grid, batch_step=4)
+    assert layout.exec_idx.tolist() == [0, 2, 5, 0] and layout.write_idx.tolist() == [0, 2, 5, -1]
+    assert layout.num_exec == 3 and layout.block_pos.tolist() == [0, -1, 1, -1, -1, 2]
+    assert BlockLayout.from_grid(grid, batch_step=8).exec_idx.numel() == 6  # never more than the whole grid
+    assert BlockLayout.from_grid(torch.zeros_like(grid), batch_step=4).exec_idx.numel() == 0
+    # the next frame copies blocks 0, 2 and 5: their stored values are carried, the padding row is not
+    assert BlockLayout.from_grid(~grid).carried_from(layout).tolist() == [0, 2, 5, -1]
+    with pytest.raises(ValueError, match="batch_step"):
+        BlockLayout.from_grid(grid, batch_step=0)
+    # on CUDA the batch takes at most 16 sizes per grid; on a CPU it is not padded
+    assert default_batch_step(256, torch.device("cuda")) == 16 and default_batch_step(100, torch.device("cuda")) == 7
+    assert default_batch_step(256, torch.device("cpu")) == 1
+
+
+def test_priming_runs_each_padded_batch_size_once_on_a_state_of_its_own(net, monkeypatch):
+    sizes = []
+    split = ops.split
+    monkeypatch.setattr(ops, "split", lambda dense, idx, block: sizes.append(idx.numel()) or split(dense, idx, block))
+    x = frames(2, 32, 48, 0)  # 12 blocks of 16 px
+    engine = BlockSparseEngine(net, 16, batch_step=5)
+    engine.prime_batch_sizes(x)
+    assert sorted(set(sizes)) == [5, 10, 12] and engine.state.empty  # 11 executed blocks pad to all 12
+    sizes.clear()
+    BlockSparseEngine(net, 16).prime_batch_sizes(x)  # a CPU pads nothing, so there is nothing to prime
+    assert sizes == []
 
 
 def test_reset_requires_full_first_frame(net):

@@ -123,14 +123,16 @@ def grid_of(n: int, gh: int, gw: int, seed: int) -> Tensor:
 
 
 @settings(max_examples=30, deadline=None)
-@given(layers, clips)
-def test_random_models_keep_the_invariants(spec, clip):
+@given(layers, clips, st.integers(1, 4))
+def test_random_models_keep_the_invariants(spec, clip, step):
+    """Invariants 1, 2 and 4 on random models, their block batch padded to a multiple of ``step`` blocks (as on
+    CUDA) or not (step 1)."""
     n, gh, gw, block, seed = clip
     h, w = gh * block, gw * block
     model = build(spec, seed)
     full = torch.ones(n, gh, gw, dtype=torch.bool)
     # every block executed through the block path, on changing frames, equals the dense model
-    engine = BlockSparseEngine(model, block, dense_when_full=False)
+    engine = BlockSparseEngine(model, block, dense_when_full=False, batch_step=step)
     for t in range(2):
         x = frames(n, h, w, seed + t)
         out = engine(x, full)
@@ -140,7 +142,7 @@ def test_random_models_keep_the_invariants(spec, clip):
     for t in range(2):
         assert_close(engine(x, grid_of(n, gh, gw, seed + 10 + t)), reference)
     # a new frame: copied regions are bitwise the previous output (on the default dense-first engine too)
-    for each in (engine, BlockSparseEngine(model, block)):
+    for each in (engine, BlockSparseEngine(model, block, batch_step=step)):
         previous = each(x, full)
         for t in range(2):
             grid = grid_of(n, gh, gw, seed + 20 + t)

@@ -165,10 +165,13 @@ def test_prime_runs_the_dense_model_once_on_the_first_frame(tmp_path, monkeypatc
     monkeypatch.setattr(runner_module, "extension", loaded.append)
     wrapper = torch.nn.Module()  # a BlockCopy wrapper stand-in: calling it (no forward) would raise
     wrapper.base_model = RecordingNet()
+    primed = []
+    wrapper.prime_batch_sizes = lambda batch: primed.append(tuple(batch.shape))
     runner = ClipRunner(wrapper, torch.device("cpu"), pad_multiple=32)
     clip = build_clips("synthetic", clip_length=3, num_clips=1, seed=0, height=64, width=128)[0]
     runner.prime(clip, batch_size=2)
     assert wrapper.base_model.shapes == [(2, 3, 64, 128)] and not runner.stage_seconds
+    assert primed == [(2, 3, 64, 128)]  # and its engine's block batch sizes (a no-op on a CPU)
     assert loaded == [torch.device("cpu")]  # the block kernels are ready before the timed run
     ClipRunner(RecordingNet(), torch.device("cpu"), pad_multiple=32).prime(clip)
     assert loaded == [torch.device("cpu")]  # a plain network needs none

@@ -13,6 +13,14 @@ from .geometry import BlockLayout, grid_shape
 from .interceptor import BLOCK, BlockMode
 from .state import TemporalState, own_copy
 
+PLANNED_BATCH_SIZES = 16  # on CUDA: the block batch takes at most this many sizes below the whole grid
+
+
+def default_batch_step(num_blocks: int, device: torch.device) -> int:
+    """The block batch's padding step for a grid of ``num_blocks`` on ``device``: on CUDA the batch then takes at
+    most ``PLANNED_BATCH_SIZES`` sizes; on a CPU padding would cost its full compute and new shapes little."""
+    return -(-num_blocks // PLANNED_BATCH_SIZES) if device.type == "cuda" else 1
+
 
 class BlockSparseEngine:
     """Block-sparse, temporally stateful execution of ``model`` (an nn.Module mapping N x C x H x W frames to
@@ -25,12 +33,18 @@ class BlockSparseEngine:
     A call's block-grid outputs are the next frame's source of copied blocks, kept by reference: read them
     freely, but clone one before editing it in place; the next sparse or empty-grid frame refuses an edited one
     (as autograd refuses a modified saved tensor). Other outputs are the caller's own.
+
+    ``batch_step`` pads each frame's batch of executed blocks to a multiple of that many blocks (padding rows are
+    computed and dropped), so that the model sees few distinct batch sizes; None picks it by device: on CUDA a
+    sixteenth of the grid's blocks (each new convolution shape costs a GPU library a new plan), elsewhere 1.
     """
 
-    def __init__(self, model: nn.Module, block_size: int, dense_when_full: bool = True):
+    def __init__(self, model: nn.Module, block_size: int, dense_when_full: bool = True,
+                 batch_step: int | None = None):
         self.model = model
         self.block_size = block_size
         self.dense_when_full = dense_when_full
+        self.batch_step = batch_step
         self.state = TemporalState()
 
     def reset(self) -> None:
@@ -39,6 +53,20 @@ class BlockSparseEngine:
 
     def grid_shape(self, frames: Tensor) -> tuple[int, int]:
         return grid_shape(tuple(frames.shape[-2:]), self.block_size)
+
+    def prime_batch_sizes(self, frames: Tensor) -> None:
+        """Run ``frames`` once at every padded batch size their grid can take, on a state of its own (this
+        engine's is untouched), so that a GPU library's one-time cost per new convolution shape is paid here and
+        not in the frames that follow. Nothing to do without padding (a CPU): every count would be a size."""
+        n, (gh, gw) = frames.shape[0], self.grid_shape(frames)
+        total = n * gh * gw
+        step = self.batch_step if self.batch_step is not None else default_batch_step(total, frames.device)
+        if step == 1:
+            return
+        probe = BlockSparseEngine(self.model, self.block_size, self.dense_when_full, step)
+        probe(frames, torch.ones(n, gh, gw, dtype=torch.bool))
+        for count in sorted({*range(step, total, step), total - 1} - {0}):  # total - 1: padded to the whole grid
+            probe(frames, (torch.arange(total) < count).reshape(n, gh, gw))
 
     def __call__(self, frames: Tensor, grid: Tensor) -> Any:
         layout = self._layout(frames, grid)
@@ -59,7 +87,8 @@ class BlockSparseEngine:
         if tuple(grid.shape) != want:
             raise ValueError(f"execution grid has shape {tuple(grid.shape)}, frames of {tuple(frames.shape)} "
                              f"with block size {self.block_size} need {want}")
-        layout = BlockLayout.from_grid(grid.detach().to("cpu", torch.bool)).on(frames.device)
+        layout = BlockLayout.from_grid(grid.detach().to("cpu", torch.bool), self._batch_step(grid, frames.device))
+        layout = layout.on(frames.device)
         meta = (*frames.shape, frames.dtype, frames.device)
         if self.state.empty:
             if not layout.all_executed:
@@ -67,6 +96,9 @@ class BlockSparseEngine:
         elif meta != self.state.frame_meta:
             raise ValueError(f"frames changed from {self.state.frame_meta} to {meta} within a clip; call reset()")
         return layout
+
+    def _batch_step(self, grid: Tensor, device: torch.device) -> int:
+        return self.batch_step if self.batch_step is not None else default_batch_step(grid.numel(), device)
 
     def _dense_frame(self, frames: Tensor, layout: BlockLayout) -> Any:
         self.state.clear()
@@ -102,7 +134,7 @@ class BlockSparseEngine:
         """A new output: the executed blocks over the previous output's copied ones."""
         out = torch.empty_like(previous)
         ops.transfer(previous, out, layout.stale_idx, blocks.shape[-1])
-        ops.combine(blocks, layout.exec_idx, out)
+        ops.combine(blocks, layout.write_idx, out)
         return out
 
     def state_nbytes(self) -> int:

@@ -3,6 +3,10 @@
 A frame batch N x C x H x W is cut into a gh x gw grid of square blocks of ``block_size`` pixels. Executed
 blocks are packed n-major, row-major into a batch B x C x b x b; a block is named by its linear index
 ``n * gh * gw + gy * gw + gx``. Deeper layers see the same grid with smaller blocks (b / stride).
+
+The packed batch may be padded to a multiple of a step (``batch_step``) with repeats of an executed block, so
+that its size takes few values across frames: a GPU library plans each new convolution shape anew (on an H100
+that cost more than the frame itself, docs/benchmarks.md). Padded rows are computed and never written back.
 """
 
 from __future__ import annotations
@@ -18,19 +22,27 @@ class BlockLayout:
     """The executed and copied blocks of one frame batch."""
 
     grid: Tensor  # bool N x gh x gw, True = execute
-    exec_idx: Tensor  # int64 (B,): linear indices of executed blocks, packed order
+    exec_idx: Tensor  # int64 (B,): linear indices of the packed blocks: the executed ones, then padding repeats
+    write_idx: Tensor  # int64 (B,): where each packed block is written back: exec_idx with -1 on padded rows
     stale_idx: Tensor  # int64: linear indices of copied (non-executed) blocks
     block_pos: Tensor  # int64 (N * gh * gw,): each block's position in the packed batch, -1 if copied
 
     @classmethod
-    def from_grid(cls, grid: Tensor) -> BlockLayout:
+    def from_grid(cls, grid: Tensor, batch_step: int = 1) -> BlockLayout:
+        """The layout of ``grid``, its packed batch padded to a multiple of ``batch_step`` blocks (at most all
+        blocks) by repeating the first executed block."""
         if grid.dim() != 3 or grid.dtype != torch.bool:
             raise ValueError(f"execution grid must be a bool tensor N x gh x gw, got {grid.dtype} {tuple(grid.shape)}")
+        if batch_step < 1:
+            raise ValueError(f"batch_step must be at least 1, got {batch_step}")
         flat = grid.reshape(-1)
-        exec_idx = torch.nonzero(flat).reshape(-1)
+        executed = torch.nonzero(flat).reshape(-1)
         block_pos = torch.full((flat.numel(),), -1, dtype=torch.int64, device=grid.device)
-        block_pos[exec_idx] = torch.arange(exec_idx.numel(), device=grid.device)
-        return cls(grid, exec_idx, torch.nonzero(~flat).reshape(-1), block_pos)
+        block_pos[executed] = torch.arange(executed.numel(), device=grid.device)
+        padding = min(-executed.numel() % batch_step, flat.numel() - executed.numel()) if executed.numel() else 0
+        exec_idx = torch.cat([executed, executed[:1].expand(padding)])
+        write_idx = torch.cat([executed, executed.new_full((padding,), -1)])
+        return cls(grid, exec_idx, write_idx, torch.nonzero(~flat).reshape(-1), block_pos)
 
     @property
     def grid_hw(self) -> tuple[int, int]:
@@ -38,7 +50,8 @@ class BlockLayout:
 
     @property
     def num_exec(self) -> int:
-        return self.exec_idx.numel()
+        """Executed blocks (padding rows not counted)."""
+        return self.grid.numel() - self.stale_idx.numel()
 
     @property
     def all_executed(self) -> bool:
@@ -48,12 +61,14 @@ class BlockLayout:
         """The same layout with its index tensors on ``device`` (kernels index on the data's device)."""
         if self.exec_idx.device == device:
             return self
-        return BlockLayout(*(t.to(device) for t in (self.grid, self.exec_idx, self.stale_idx, self.block_pos)))
+        return BlockLayout(*(t.to(device) for t in (self.grid, self.exec_idx, self.write_idx, self.stale_idx,
+                                                      self.block_pos)))
 
     def carried_from(self, previous: BlockLayout) -> Tensor:
-        """For each block ``previous`` executed (in its packed order): its index when it is copied now, else -1.
-        Those are the blocks whose last-frame values must reach the stored maps before this frame reads them."""
-        return torch.where(self.grid.reshape(-1)[previous.exec_idx], -1, previous.exec_idx)
+        """For each block ``previous`` packed (in its packed order): its index when it is copied now, else -1 (and
+        -1 for padding rows). Those are the blocks whose last-frame values must reach the stored maps before this
+        frame reads them."""
+        return torch.where(self.grid.reshape(-1)[previous.exec_idx], -1, previous.write_idx)
 
     def block_of_level(self, map_hw: tuple[int, int]) -> int | None:
         """Block side at a full map of size ``map_hw``, or None when the map is not cut by this grid."""

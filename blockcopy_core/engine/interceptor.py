@@ -357,5 +357,5 @@ class BlockMode(TorchFunctionMode):
             return self.set_tag(out, DENSE)
         self._check_size(name, requested_pool_size(p["output_size"], self._full_hw(x)), record)
         stored = self._bring_up_to_date(site)
-        ops.combine(x, self.layout.exec_idx, stored)
+        ops.combine(x, self.layout.write_idx, stored)
         return self.set_tag(func(stored, record.out_hw), DENSE)

@@ -66,9 +66,7 @@ def build_model(config: RunnerConfig, state_dict: dict[str, torch.Tensor], devic
     """SwiftNet with ``state_dict`` loaded, BatchNorm folded, on ``device``; wrapped for BlockCopy policies."""
     model = build_swiftnet(config.backbone, config.num_classes)
     model.load_state_dict(state_dict, strict=True)
-    model = fold_batchnorm(model).to(device, dtype)
-    if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)
+    model = fold_batchnorm(model).to(device, dtype).to(memory_format=torch.channels_last)
     if config.policy == "static":
         return model
     return BlockCopyModel(model, config.blockcopy)
@@ -94,6 +92,6 @@ def build_runner(config: RunnerConfig, state_dict: dict[str, torch.Tensor], acto
     dtype = select_dtype(config.half, device)
     model = build_model(config, state_dict, device, dtype)
     return ClipRunner(model, device, dtype, res=config.res, pad_multiple=config.pad_multiple,
-                      measure=config.measure, prefetch_depth=config.prefetch, channels_last=device.type == "cpu",
+                      measure=config.measure, prefetch_depth=config.prefetch, channels_last=True,
                       outputs=outputs(config), audit_every=config.audit_every, num_classes=config.num_classes,
                       actor=actor, node=node, seed=config.seed)

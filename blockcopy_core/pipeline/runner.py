@@ -112,8 +112,9 @@ class ClipRunner:
         """Run the dense model once, untimed, on ``clip``'s first frame (``batch_size`` copies side by side), so
         that the process's one-time costs stay out of the timed run: on CUDA, loading kernels and starting cuDNN
         and cuBLAS, which would otherwise land in the first timed frame. A BlockCopy model's block kernels are
-        loaded (or built, once per machine) here too. A frame that cannot be read primes nothing: its clip
-        fails where it runs, and is recorded there."""
+        loaded (or built, once per machine) here too, and on CUDA its engine runs each block batch size once
+        (cuDNN plans each new convolution shape). A frame that cannot be read primes nothing: its clip fails
+        where it runs, and is recorded there."""
         if self.model is not self.dense_model:
             extension(self.device)
         try:
@@ -123,6 +124,9 @@ class ClipRunner:
         batch, _ = self._prepare([frame] * batch_size)
         with torch.no_grad():
             self.dense_model(batch)
+            prime_batch_sizes = getattr(self.model, "prime_batch_sizes", None)
+            if prime_batch_sizes is not None:
+                prime_batch_sizes(batch)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
