@@ -281,9 +281,12 @@ def test_reduced_precision(net, dtype):
     assert torch.equal(out[copied], previous[copied])
 
 
-def test_engine_benchmark_runs_end_to_end_in_half_precision(capsys):
+def test_engine_benchmark_runs_end_to_end_in_half_precision(capsys, monkeypatch):
+    monkeypatch.setattr(engine_suite, "default_batch_step", lambda num_blocks, device: 3)  # pad as a GPU would
     engine_suite.main(["--configs", "64x128@32", "--frames", "1", "--threads", "1", "--half", "--ops", "2"])
     out = capsys.readouterr().out
+    assert re.search(r"new number of executed blocks every frame \(about 50%\): \d\.\d{3} s unpadded, "
+                     r"\d\.\d{3} s padded to multiples of 3 blocks", out)
     assert "## resnet18 64x128, block 32, 1 threads, torch.bfloat16" in out
     assert re.search(r"speedup / GMACs ratio \d+\.\d\d", out)
     assert len(re.findall(r"^\| aten::\w+ \| \d+\.\d\d \| \d+\.\d\d \| [+-]\d+\.\d\d \|$", out, re.M)) == 4

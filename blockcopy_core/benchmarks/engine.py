@@ -6,9 +6,11 @@ float32 or (``--half``) the job's half precision. For each frame size / block si
 (NCHW and channels_last; the faster is the baseline and its layout is used for the engine), the engine with
 every block executed (dense path and block path) and with a random half of the blocks; counts MACs from the
 shapes that run; and measures the share of a sparse frame spent moving blocks (split / combine / transfer /
-block_pad; on a GPU, the time to issue them). Timings are the minimum over a few frames, interleaved across
-variants, because the machine is shared; each timed frame is one ``torch.utils.benchmark.Timer.timeit(1)``,
-which runs the variant twice untimed just before as a warm-up (and synchronises a GPU).
+block_pad; on a GPU, the time to issue them). It also times frames whose number of executed blocks is new each
+time, as a policy's are: unpadded, and on a GPU also with the engine's default padding of the block batch.
+Timings are the minimum over a few frames, interleaved across variants, because the machine is shared; each
+timed frame is one ``torch.utils.benchmark.Timer.timeit(1)``, which runs the variant twice untimed just before
+as a warm-up (and synchronises a GPU).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 
@@ -26,6 +28,7 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.benchmark import Timer
 
 from ..engine import BlockSparseEngine, ops
+from ..engine.engine import default_batch_step
 from ..macs import count_macs
 from ..models import build_swiftnet, fold_batchnorm
 from ..pipeline.config import select_dtype
@@ -49,6 +52,20 @@ def half_grid(gh: int, gw: int, seed: int) -> Tensor:
     grid = torch.zeros(gh * gw, dtype=torch.bool)
     grid[order[: gh * gw // 2]] = True
     return grid.reshape(1, gh, gw)
+
+
+def fresh_count_grids(gh: int, gw: int, count: int, seed: int) -> list[Tensor]:
+    """``count`` random grids executing about half of the blocks, each a different number of them where the grid
+    allows (half, one more, one fewer, two more, ...), as a policy's grids change from frame to frame."""
+    total = gh * gw
+    offsets = [0, *(sign * k for k in range(1, count) for sign in (1, -1))][:count]
+    g = torch.Generator().manual_seed(seed)
+    grids = []
+    for offset in offsets:
+        grid = torch.zeros(total, dtype=torch.bool)
+        grid[torch.randperm(total, generator=g)[: min(max(total // 2 + offset, 1), total - 1)]] = True
+        grids.append(grid.reshape(1, gh, gw))
+    return grids
 
 
 @contextmanager
@@ -108,8 +125,12 @@ def run_config(backbone: str, h: int, w: int, block: int, frames: int, device: t
             static[name] = min(time_frame(frame) for _ in range(frames))
     best = min(static, key=static.get)
     net, x = net.to(memory_format=LAYOUTS[best]), x.contiguous(memory_format=LAYOUTS[best])
+    step = default_batch_step(gh * gw, device)
     engines = {"all": BlockSparseEngine(net, block), "all_block_path": BlockSparseEngine(net, block, False),
-               "random50": BlockSparseEngine(net, block)}
+               "random50": BlockSparseEngine(net, block), "fresh": BlockSparseEngine(net, block, batch_step=1)}
+    if step > 1:  # the engine's default on this device pads the block batch
+        engines["fresh_padded"] = BlockSparseEngine(net, block, batch_step=step)
+        engines["fresh_padded"].prime_batch_sizes(x)  # as the job's runners do before timing
     for engine in engines.values():
         engine(x, full)  # a clip's first frame executes every block
     # A fresh random half for every call, warm-ups included, so each timed frame carries blocks from a different
@@ -121,14 +142,19 @@ def run_config(backbone: str, h: int, w: int, block: int, frames: int, device: t
         moved.clear()
         return engines["random50"](x, next(grids))
 
-    dense = {"static": timer(partial(net, x)), "all": timer(partial(engines["all"], x, full)),
-             "all_block_path": timer(partial(engines["all_block_path"], x, full))}
+    def fresh_frame(name: str, grids: Iterator[Tensor]) -> object:
+        return engines[name](x, next(grids))
+
+    plain = {"static": timer(partial(net, x)), "all": timer(partial(engines["all"], x, full)),
+             "all_block_path": timer(partial(engines["all_block_path"], x, full)),
+             **{name: timer(partial(fresh_frame, name, itertools.cycle(fresh_count_grids(gh, gw, 3 * frames, 1))))
+                for name in ("fresh", "fresh_padded") if name in engines}}
     sparse = timer(random_frame)
-    times: dict[str, list[float]] = {"static": [], "all": [], "all_block_path": [], "random50": []}
+    times: dict[str, list[float]] = {name: [] for name in (*plain, "random50")}
     movements: list[dict[str, float]] = []  # per random frame
     with torch.no_grad():
         for _ in range(frames):
-            for name, frame in dense.items():
+            for name, frame in plain.items():
                 times[name].append(time_frame(frame))
             with movement_timer(moved):
                 times["random50"].append(time_frame(sparse))
@@ -147,6 +173,7 @@ def run_config(backbone: str, h: int, w: int, block: int, frames: int, device: t
         "all_overhead": best_t["all"] / t_static - 1,
         "all_block_path_overhead": best_t["all_block_path"] / t_static - 1,
         "speedup": speedup, "macs_ratio": macs_ratio, "efficiency": speedup / macs_ratio,
+        "fresh_s": best_t["fresh"], "fresh_padded_s": best_t.get("fresh_padded"), "batch_step": step,
         "movement_share": sum(fastest.values()) / best_t["random50"],
         **{f"move_{k}_s": v for k, v in fastest.items()},
     }
@@ -210,6 +237,9 @@ def main(argv: list[str] | None = None) -> None:
               f"{100 * r['all_block_path_overhead']:+.1f}%")
         print(f"random 50%: {r['random50_s']:.3f} s, {r['random50_gmacs']:.2f} GMACs; speedup {r['speedup']:.2f}x, "
               f"GMACs ratio {r['macs_ratio']:.2f}x, speedup / GMACs ratio {r['efficiency']:.2f}")
+        padded = (f", {r['fresh_padded_s']:.3f} s padded to multiples of {r['batch_step']} blocks"
+                  if r["fresh_padded_s"] is not None else " (not padded on this device)")
+        print(f"a new number of executed blocks every frame (about 50%): {r['fresh_s']:.3f} s unpadded{padded}")
         moves = ", ".join(f"{k} {1000 * r[f'move_{k}_s']:.1f} ms" for k in MOVEMENTS if f"move_{k}_s" in r)
         print(f"block movements: {100 * r['movement_share']:.1f}% of the random-50% frame ({moves})")
 
