@@ -1,5 +1,6 @@
 """The engine's invariants on each implementation of the block movements: the compiled CPU kernels, the PyTorch
-twins, and the CUDA kernels (skipped without a GPU), in float32, float16 and bfloat16."""
+twins, and the CUDA kernels (skipped without a GPU), in float32, float16 and bfloat16, with the block batch
+padded or not."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ def net() -> nn.Module:
     return randomize_bn(SmallNet())
 
 
+@pytest.mark.parametrize("batch_step", [1, 4])  # 4: the block batch padded, as on a GPU by default
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-def test_invariants_on_each_backend(net, device, dtype):
+def test_invariants_on_each_backend(net, device, dtype, batch_step):
     model = SmallNet().eval()
     model.load_state_dict(net.state_dict())
     model = model.to(device, dtype)
@@ -38,7 +40,7 @@ def test_invariants_on_each_backend(net, device, dtype):
     g = torch.Generator().manual_seed(0)
     clip = [torch.randn(n, 3, gh * block, gw * block, generator=g).to(device, dtype) for _ in range(3)]
     full = torch.ones(n, gh, gw, dtype=torch.bool, device=device)
-    engine = BlockSparseEngine(model, block, dense_when_full=False)
+    engine = BlockSparseEngine(model, block, dense_when_full=False, batch_step=batch_step)
     engine(clip[0], full)
     with torch.no_grad():
         reference = model(clip[1])
