@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The checks only a GPU can make, in one go: the CUDA kernels' tests, the engine against the static network on
 # the GPU (float16), and the speed presets at 1024x2048 (static / random / rl 0.5, RN18 and RN50, float16, two
-# clips side by side, each stage timed) compared with static. Needs torch with CUDA and the test extras (pytest, hypothesis);
-# runs without Ray (--executor inline). Usage: bash scripts/gpu_check.sh [REPORT_ROOT]  (default runs/gpu_check)
+# clips side by side, each stage timed) compared with static. Needs torch with CUDA and the test extras (pytest,
+# hypothesis); runs without Ray (--executor inline). Usage: bash scripts/gpu_check.sh [REPORT_ROOT]  (default runs/gpu_check)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py="${PYTHON:-${BLOCKCOPY_VENV:-.venv}/bin/python}"

@@ -60,7 +60,7 @@ class BlockSparseEngine:
         not in the frames that follow. Nothing to do without padding (a CPU): every count would be a size."""
         n, (gh, gw) = frames.shape[0], self.grid_shape(frames)
         total = n * gh * gw
-        step = self.batch_step if self.batch_step is not None else default_batch_step(total, frames.device)
+        step = self._batch_step(total, frames.device)
         if step == 1:
             return
         probe = BlockSparseEngine(self.model, self.block_size, self.dense_when_full, step)
@@ -87,8 +87,8 @@ class BlockSparseEngine:
         if tuple(grid.shape) != want:
             raise ValueError(f"execution grid has shape {tuple(grid.shape)}, frames of {tuple(frames.shape)} "
                              f"with block size {self.block_size} need {want}")
-        layout = BlockLayout.from_grid(grid.detach().to("cpu", torch.bool), self._batch_step(grid, frames.device))
-        layout = layout.on(frames.device)
+        step = self._batch_step(grid.numel(), frames.device)
+        layout = BlockLayout.from_grid(grid.detach().to("cpu", torch.bool), step).on(frames.device)
         meta = (*frames.shape, frames.dtype, frames.device)
         if self.state.empty:
             if not layout.all_executed:
@@ -97,8 +97,8 @@ class BlockSparseEngine:
             raise ValueError(f"frames changed from {self.state.frame_meta} to {meta} within a clip; call reset()")
         return layout
 
-    def _batch_step(self, grid: Tensor, device: torch.device) -> int:
-        return self.batch_step if self.batch_step is not None else default_batch_step(grid.numel(), device)
+    def _batch_step(self, num_blocks: int, device: torch.device) -> int:
+        return self.batch_step if self.batch_step is not None else default_batch_step(num_blocks, device)
 
     def _dense_frame(self, frames: Tensor, layout: BlockLayout) -> Any:
         self.state.clear()
