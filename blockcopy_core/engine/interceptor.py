@@ -49,7 +49,7 @@ from .sites import (
     requested_size,
 )
 from .state import SiteRecord, TemporalState
-from .trace import Source, layer_of, model_tensor_names, signature
+from .trace import Source, arg_tensors, layer_of, model_tensor_names, signature
 
 BLOCK, DENSE = "block", "dense"
 # Shape queries answered with the full map's shape on sparse frames (see ``BlockMode._full_shape``).
@@ -114,13 +114,13 @@ class BlockMode(TorchFunctionMode):
             return self._full_shape(name, args, kwargs)
         try:
             if func in WINDOW_OPS:
-                self._follow(func, name, args, kwargs)
+                self._follow(func, name, arg_tensors(args, kwargs))
                 return self._window_op(WINDOW_OPS[func], func, args, kwargs)
             if func is F.interpolate:
-                self._follow(func, name, args, kwargs)
+                self._follow(func, name, arg_tensors(args, kwargs))
                 return self._interpolate(func, args, kwargs)
             if func in WHOLE_FRAME_OPS:
-                self._follow(func, name, args, kwargs)
+                self._follow(func, name, arg_tensors(args, kwargs))
                 return self._whole_frame(func, args, kwargs)
             return self._per_pixel(func, name, args, kwargs)
         except LOCATED as exc:
@@ -129,13 +129,14 @@ class BlockMode(TorchFunctionMode):
             raise type(exc)(f"{exc} [in {layer_of(self.model)}]") from None
 
     def _per_pixel(self, func: Callable, name: str, args: tuple, kwargs: dict) -> Any:
-        tagged = (args[0],) if name in SELF_TAGGED and args else (*_tensors(args), *_tensors(kwargs))
-        tags = {self.tag_of(t) for t in tagged}
+        inputs = arg_tensors(args, kwargs)
+        input_tags = [self.tag_of(t) for t in inputs]
+        tags = {self.tag_of(args[0])} if name in SELF_TAGGED and args else set(input_tags)
         tags.discard(None)
         out = func(*args, **kwargs)
         if next(_tensors(out), None) is None:
             return out
-        self._follow(func, name, args, kwargs)
+        self._follow(func, name, inputs)
         if not tags:
             return out
         if tags == {BLOCK, DENSE}:
@@ -144,8 +145,8 @@ class BlockMode(TorchFunctionMode):
                 "tensor to the block map first"
             )
         if BLOCK in tags:
-            check_block_op(func, args, kwargs)
-            constants = [t for t in (*_tensors(args), *_tensors(kwargs)) if self.tag_of(t) is None]
+            check_block_op(name, args, kwargs)
+            constants = [t for t, tag in zip(inputs, input_tags) if tag is None]
             if constants:
                 check_constants(name, args, kwargs, constants)
         producer = self._tags[id(args[0])][2] if name in PASS_THROUGH and self.tag_of(args[0]) else None
@@ -167,10 +168,11 @@ class BlockMode(TorchFunctionMode):
         return full if dim is None else full[dim]
 
     # -- the op sequence --------------------------------------------------------------------------------------
-    def _follow(self, func: Callable, name: str, args: tuple, kwargs: dict) -> None:
-        """Count the op; a dense frame records its signature, a sparse frame must repeat it."""
+    def _follow(self, func: Callable, name: str, inputs: tuple[Tensor, ...]) -> None:
+        """Count the op (its tensor arguments ``inputs``); a dense frame records its signature, a sparse frame
+        must repeat it."""
         self.op += 1
-        sig = signature(func, name, args, kwargs, self._source)
+        sig = signature(func, name, inputs, self._source)
         if self.dense:
             self.state.ops.append(sig)
             return

@@ -155,9 +155,9 @@ CHANNEL_DIM_OPS = {"cat": 1, "concat": 1, "concatenate": 1, "softmax": 1, "log_s
 TRAINING_FLAG = {"batch_norm": 5, "dropout": 2, "dropout2d": 2, "feature_dropout": 2}
 
 
-def check_block_op(func: Callable, args: tuple, kwargs: dict) -> None:
-    """Raise ``UnsupportedOpError`` unless ``func`` gives the same result on blocks as on the full map."""
-    name = op_name(func)
+def check_block_op(name: str, args: tuple, kwargs: dict) -> None:
+    """Raise ``UnsupportedOpError`` unless the op ``name`` (``op_name``) gives the same result on blocks as on the
+    full map."""
     if name in TRAINING_FLAG:
         pos = TRAINING_FLAG[name]
         training = kwargs.get("training", args[pos] if len(args) > pos else name.startswith("dropout"))

@@ -59,8 +59,18 @@ def model_tensor_names(model: nn.Module) -> dict[int, str]:
     return {id(t): name for name, t in (*model.named_parameters(), *model.named_buffers())}
 
 
-def signature(func: Callable, name: str, args: tuple, kwargs: dict, source_of: Callable[[Tensor], Source]) -> Signature:
-    return Signature(func, name, tuple(source_of(t) for t in (*tensor_args(args), *tensor_args(kwargs))))
+def arg_tensors(args: tuple, kwargs: dict) -> tuple[Tensor, ...]:
+    """The tensors of an op's positional then keyword arguments, in order (flat arguments without recursion)."""
+    values = (*args, *kwargs.values())
+    if any(isinstance(v, (tuple, list, dict)) for v in values):
+        return (*tensor_args(args), *tensor_args(kwargs))
+    return tuple(v for v in values if isinstance(v, Tensor))
+
+
+def signature(func: Callable, name: str, inputs: tuple[Tensor, ...],
+              source_of: Callable[[Tensor], Source]) -> Signature:
+    """The signature of ``func`` called on tensors ``inputs`` (``arg_tensors`` of its arguments)."""
+    return Signature(func, name, tuple(source_of(t) for t in inputs))
 
 
 def layer_of(model: nn.Module) -> str:
