@@ -1,5 +1,3 @@
-import os
-
 import pytest
 
 from blockcopy_core.pipeline.prefetch import prefetch
@@ -22,19 +20,3 @@ def test_prefetch_raises_at_the_failing_item(depth):
     assert next(stream) == 2
     with pytest.raises(OSError, match="frame 3"):
         next(stream)
-
-
-def policies_seen(depth: int) -> set[int]:
-    def items():
-        for _ in range(3):
-            yield os.sched_getscheduler(0)
-
-    return set(prefetch(items(), depth))
-
-
-@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's SCHED_IDLE")
-def test_prefetch_worker_runs_at_idle_priority_and_the_caller_keeps_its_own():
-    before = os.sched_getscheduler(0)
-    assert policies_seen(2) == {os.SCHED_IDLE}
-    assert os.sched_getscheduler(0) == before != os.SCHED_IDLE
-    assert policies_seen(0) == {before}  # depth 0: the caller's thread, untouched
