@@ -81,11 +81,13 @@ def test_state_saves_and_loads(net):
 
 def test_policy_suite_times_each_network_on_the_jobs_model(capsys):
     """The policy benchmark runs end to end on a tiny configuration: one table row per network, stages summing to
-    the total, and the policy network's MACs."""
+    the total, the block movements a part of the network stage, and the policy network's MACs."""
     policy_suite.main(["--configs", "128x256@64", "--warmup-clips", "1", "--clips", "1", "--clip-length", "3"])
     printed = capsys.readouterr().out
     for net in POLICY_NETS:
         assert f"{net}: policy network" in printed
         row = next(line for line in printed.splitlines() if line.startswith(f"| {net} |"))
-        policy, network, update, total = (float(cell.split()[0]) for cell in row.split("|")[2:6])
+        cells = [float(cell.split()[0].rstrip("x")) for cell in row.split("|")[2:-1]]
+        policy, network, movements_ms, update, total, _, _, _, faulted_mb = cells
         assert total == pytest.approx(policy + network + update, abs=2e-3) and network > 0
+        assert 0 < movements_ms / 1000 < network and faulted_mb >= 0

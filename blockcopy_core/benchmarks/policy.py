@@ -3,14 +3,17 @@
 For each frame size / block size and each policy network: the shipped SwiftNet-RN18, built as the job builds it
 (``pipeline.config.build_model``: BatchNorm folded, channels_last), wrapped with ``rl_semseg``, learns on warm-up
 clips, then runs evaluation clips while it keeps learning; the seconds per frame of its three stages (policy
-forward, block-sparse network, reward and policy update, from ``BlockCopyModel.stage_seconds``) and of the static
-model on the same frames, and the policy network's MACs. Frames of the variants are interleaved, clip by clip,
-because the machine is shared.
+forward, block-sparse network, reward and policy update, from ``BlockCopyModel.stage_seconds``), of the network
+stage the engine's block movements (``ops``: split, block_pad, combine, transfer) and the memory faulted in per
+frame (minor page faults: fresh pages of a heap that is still growing), the static model's seconds on the same
+frames, and the policy network's MACs. Frames of the variants are interleaved, clip by clip, because the machine
+is shared.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +29,7 @@ from ..models import SYNTHETIC_CHECKPOINT, read_state_dict
 from ..pipeline.config import RunnerConfig, build_model
 from ..policies import POLICY_NETS
 from ..settings import BlockCopySettings
-from .engine import parse_config
+from .engine import movement_timer, parse_config
 
 WARMUP_FIRST_CLIP = 100_000  # the job's warm-up range for synthetic clips: never the evaluation clips
 
@@ -38,6 +41,8 @@ class Tally:
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys((*STAGES, "static"), 0.0))
     frames: int = 0
     executed: float = 0.0  # sum of executed fractions
+    movements: float = 0.0  # seconds of block movements (part of the network stage)
+    faulted: float = 0.0  # bytes of memory faulted in
 
     def per_frame(self, stage: str) -> float:
         return self.seconds[stage] / max(self.frames, 1)
@@ -50,18 +55,27 @@ def frame_batches(count: int, length: int, first: int, h: int, w: int) -> Iterat
         yield [normalize(f.image)[None].contiguous(memory_format=torch.channels_last) for f in iter_frames(clip)]
 
 
+def faulted_bytes() -> int:
+    """Memory this process has faulted in so far (minor page faults)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt * resource.getpagesize()
+
+
 @torch.no_grad()
 def run_clip(model: BlockCopyModel, frames: list[Tensor], tally: Tally | None) -> None:
     """One clip through ``model``; with a tally, its frames after the first are timed (the first is dense)."""
     model.reset_temporal()
-    for t, frame in enumerate(frames):
-        before = dict(model.stage_seconds)
-        model(frame)
-        if tally is not None and t > 0:
-            for stage in STAGES:
-                tally.seconds[stage] += model.stage_seconds[stage] - before[stage]
-            tally.frames += 1
-            tally.executed += float(model.last_execution_fraction)
+    moved: dict[str, float] = {}
+    with movement_timer(moved):
+        for t, frame in enumerate(frames):
+            before, moved_before, faulted_before = dict(model.stage_seconds), sum(moved.values()), faulted_bytes()
+            model(frame)
+            if tally is not None and t > 0:
+                for stage in STAGES:
+                    tally.seconds[stage] += model.stage_seconds[stage] - before[stage]
+                tally.frames += 1
+                tally.executed += float(model.last_execution_fraction)
+                tally.movements += sum(moved.values()) - moved_before
+                tally.faulted += faulted_bytes() - faulted_before
 
 
 def run_config(h: int, w: int, block: int, nets: list[str], args: argparse.Namespace) -> dict[str, Tally]:
@@ -106,10 +120,13 @@ def main(argv: list[str] | None = None) -> None:
     for h, w, block in args.configs:
         print(f"\n## {h}x{w}, block {block}, target {args.target}, {args.threads} threads")
         tallies = run_config(h, w, block, args.nets, args)
-        print("| policy net | policy forward | network | reward + update | total | static | FPS ratio | executed |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("| policy net | policy forward | network | of it block movements | reward + update | total | static "
+              "| FPS ratio | executed | faulted in |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for net, tally in tallies.items():
             total = sum(tally.per_frame(stage) for stage in STAGES)
-            print(f"| {net} | " + " | ".join(f"{tally.per_frame(stage):.3f} s" for stage in STAGES)
-                  + f" | {total:.3f} s | {tally.per_frame('static'):.3f} s | "
-                  f"{tally.per_frame('static') / total:.2f}x | {tally.executed / max(tally.frames, 1):.3f} |")
+            frames = max(tally.frames, 1)
+            policy, network, update = (f"{tally.per_frame(stage):.3f} s" for stage in STAGES)
+            print(f"| {net} | {policy} | {network} | {1000 * tally.movements / frames:.1f} ms | {update} | "
+                  f"{total:.3f} s | {tally.per_frame('static'):.3f} s | {tally.per_frame('static') / total:.2f}x | "
+                  f"{tally.executed / frames:.3f} | {tally.faulted / frames / 2**20:.1f} MB |")
