@@ -88,6 +88,6 @@ def test_policy_suite_times_each_network_on_the_jobs_model(capsys):
         assert f"{net}: policy network" in printed
         row = next(line for line in printed.splitlines() if line.startswith(f"| {net} |"))
         cells = [float(cell.split()[0].rstrip("x")) for cell in row.split("|")[2:-1]]
-        policy, network, movements_ms, update, total, _, _, _, faulted_mb = cells
+        policy, network, movements_ms, update, total, _, _, _, _ = cells
         assert total == pytest.approx(policy + network + update, abs=2e-3) and network > 0
-        assert 0 < movements_ms / 1000 < network and faulted_mb >= 0
+        assert 0 < movements_ms / 1000 < network and row.endswith(" MB |")  # the last column: memory faulted in
