@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The checks only a GPU can make, in one go: the CUDA kernels' tests, the engine against the static network on
-# the GPU (float16), and the speed presets at 1024x2048 (static / random / rl 0.5, RN18 and RN50, float16, two
-# clips side by side, each stage timed) compared with static. Needs torch with CUDA and the test extras (pytest,
-# hypothesis); runs without Ray (--executor inline). A failed step is reported and the later ones still run;
-# the exit status is 1 if any failed. Usage: bash scripts/gpu_check.sh [REPORT_ROOT]  (default runs/gpu_check)
+# the GPU (float16, with the GPU time per kernel of a static and a sparse frame), and the speed presets at
+# 1024x2048 (static / random / rl 0.5, RN18 and RN50, float16, two clips side by side, each stage timed) compared
+# with static. Needs torch with CUDA and the test extras (pytest, hypothesis); runs without Ray (--executor
+# inline). A failed step is reported and the later ones still run; the exit status is 1 if any failed.
+# Usage: bash scripts/gpu_check.sh [REPORT_ROOT]  (default runs/gpu_check)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 py="${PYTHON:-${BLOCKCOPY_VENV:-.venv}/bin/python}"
@@ -20,8 +21,8 @@ step() {  # title, then the command; prints the step's wall time and keeps going
 step "CUDA kernels against the PyTorch twins; frames normalised on the GPU" \
   "$py" -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_engine_backends.py \
   tests/test_evaluate.py::test_prepare_on_a_gpu_normalises_there_as_the_cpu_does
-step "engine against the static network, float16" \
-  "$py" -m jobs.benchmark --suite engine --device cuda --half --configs 1024x2048@128 512x1024@64 --frames 5
+step "engine against the static network, float16, with the GPU time per kernel" \
+  "$py" -m jobs.benchmark --suite engine --device cuda --half --configs 1024x2048@128 512x1024@64 --frames 5 --ops 8
 preset() {  # name, then the job's flags
   local name=$1; shift
   step "preset $name" "$py" -m jobs.evaluate --executor inline --res 1024 --num-clips-eval 8 --single-clip-loop \

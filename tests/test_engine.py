@@ -290,3 +290,18 @@ def test_engine_benchmark_runs_end_to_end_in_half_precision(capsys, monkeypatch)
     assert "## resnet18 64x128, block 32, 1 threads, torch.bfloat16" in out
     assert re.search(r"speedup / GMACs ratio \d+\.\d\d", out)
     assert len(re.findall(r"^\| aten::\w+ \| \d+\.\d\d \| \d+\.\d\d \| [+-]\d+\.\d\d \|$", out, re.M)) == 4
+
+
+def test_gpu_profile_counts_kernels_only():
+    """On a GPU an operator's device time repeats its kernels': only kernel events are summed, so the rows add
+    up to the time the GPU was busy; on a CPU every operator's self time counts."""
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    events = [SimpleNamespace(key="aten::conv2d", device_type=DeviceType.CPU, self_cpu_time_total=900.0,
+                              self_device_time_total=4000.0),
+              SimpleNamespace(key="sm90_conv_kernel", device_type=DeviceType.CUDA, self_cpu_time_total=0.0,
+                              self_device_time_total=4000.0)]
+    assert engine_suite.ms_per_frame(events, on_gpu=True, frames=2) == {"sm90_conv_kernel": 2.0}
+    assert engine_suite.ms_per_frame(events, on_gpu=False, frames=2) == {"aten::conv2d": 0.45, "sm90_conv_kernel": 0.0}
