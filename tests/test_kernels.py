@@ -1,8 +1,8 @@
-"""The compiled block-movement kernels equal their PyTorch twins exactly (CPU, and CUDA where a GPU is visible:
-float32/float16/bfloat16, NCHW and channels_last, random grids, halos 0-3, edge and corner blocks), CUDA checks
-block indices on the device, and the CUDA sources compile (the binding against torch's headers, slow); the
-module ``pip install`` prebuilt is the one used; the first-use build is keyed by its sources and survives a killed
-or a hung build."""
+"""The compiled block-movement kernels equal their PyTorch twins exactly (CPU; the CUDA kernels run on the CPU
+thread by thread, ``cuda_emulation``; and CUDA where a GPU is visible: float32/float16/bfloat16, NCHW and
+channels_last, random grids, halos 0-3, edge and corner blocks), CUDA checks block indices on the device (and
+emulated), and the CUDA sources compile (the binding against torch's headers, slow); the module ``pip install``
+prebuilt is the one used; the first-use build is keyed by its sources and survives a killed or a hung build."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import cuda_emulation
 import pytest
 import torch
 from hypothesis import given, settings
@@ -58,14 +59,19 @@ class OnDevice:
 
 
 CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))
+NEEDS_GXX = pytest.mark.skipif(shutil.which("g++") is None, reason="no g++")
+EMULATED_CUDA = pytest.param("cuda-emulated", marks=NEEDS_GXX)
 
 
-@pytest.fixture(scope="module", params=["cpu", CUDA])
+@pytest.fixture(scope="module", params=["cpu", EMULATED_CUDA, CUDA])
 def ext(request):
     """The kernels in the order the engine takes them: the prebuilt module where installed and current, else
-    the first-use build (the first session without a prebuilt module pays ~30 s for the CPU's)."""
+    the first-use build (the first session without a prebuilt module pays ~30 s for the CPU's); and the CUDA
+    kernels run on the CPU, every thread in turn (``cuda_emulation``: their arithmetic without a GPU)."""
     if request.param == "cpu":
         return kernels.prebuilt(kernels.CPU) or kernels.build(cuda=False)
+    if request.param == "cuda-emulated":
+        return OnDevice(cuda_emulation.build(kernels.cache_dir()), CPU)
     return OnDevice(kernels.prebuilt(kernels.CUDA) or kernels.build(cuda=True), torch.device("cuda"))
 
 
@@ -247,6 +253,24 @@ def test_cuda_binding_compiles_and_links_to_the_kernels(tmp_path):
         return {line.split()[-1] for line in lines if f" {kind} " in line and "blockcopy_cuda_" in line}
 
     assert symbols(binding, "U") and symbols(binding, "U") <= symbols(launchers, "T")
+
+
+@NEEDS_GXX
+def test_emulated_cuda_kernels_flag_bad_indices_and_move_nothing_for_them():
+    """The CUDA kernels' index checks, run on the CPU: a block index outside the map sets bit 1, a block_pos entry
+    outside the packed blocks bit 2, and neither moves a value."""
+    ext = cuda_emulation.build(kernels.cache_dir())
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        dense = torch.arange(32.0).reshape(1, 2, 4, 4).contiguous(memory_format=fmt)
+        blocks = ext.split(dense, torch.tensor([0, 9]), 2)  # 4 blocks: 9 is outside
+        assert ext.take_index_error() == 1 and ext.take_index_error() == 0
+        assert torch.equal(blocks[0], twins.split(dense, torch.tensor([0]), 2)[0])
+        before = dense.clone()
+        ext.combine(blocks, torch.tensor([1, 7]), dense)
+        assert ext.take_index_error() == 1 and torch.equal(dense[0, :, :2, 2:], blocks[0])
+        assert torch.equal(dense[..., 2:, :], before[..., 2:, :])
+        ext.block_pad(blocks, torch.tensor([0, 5, -1, -1]), dense, torch.tensor([0]), [1, 1, 1, 1], False, 0.0)
+        assert ext.take_index_error() == 2
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
