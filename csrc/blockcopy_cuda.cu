@@ -12,20 +12,26 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <initializer_list>
 
 namespace {
 
+// Sizes and positions in index type I: int32_t where every tensor a launch touches has fewer than 2^31 values
+// (the usual case: 32-bit division is several times cheaper than 64-bit on a GPU, and these kernels are
+// bound by their index arithmetic), int64_t otherwise.
+template <typename I>
 struct Geometry {
-  int64_t c, h, w;      // map channels and size
-  int64_t gh, gw, b;    // grid and block size
-  int64_t ph, pw;       // packed block size (b, or b plus halo)
-  int64_t top, left;    // halo before the block
-  int64_t num_blocks;   // n * gh * gw: valid block indices are [0, num_blocks)
+  I c, h, w;      // map channels and size
+  I gh, gw, b;    // grid and block size
+  I ph, pw;       // packed block size (b, or b plus halo)
+  I top, left;    // halo before the block
+  I num_blocks;   // n * gh * gw: valid block indices are [0, num_blocks)
   bool nhwc;
 };
 
 // (block m, channel, row, col) of value e of a packed tensor B x C x ph x pw in the given layout
-__device__ inline void unravel(int64_t e, const Geometry& g, int64_t& m, int64_t& c, int64_t& i, int64_t& j) {
+template <typename I>
+__device__ inline void unravel(I e, const Geometry<I>& g, I& m, I& c, I& i, I& j) {
   if (g.nhwc) {
     c = e % g.c; e /= g.c;
     j = e % g.pw; e /= g.pw;
@@ -37,61 +43,70 @@ __device__ inline void unravel(int64_t e, const Geometry& g, int64_t& m, int64_t
   }
 }
 
-__device__ inline int64_t map_offset(const Geometry& g, int64_t n, int64_t c, int64_t y, int64_t x) {
+template <typename I>
+__device__ inline I map_offset(const Geometry<I>& g, I n, I c, I y, I x) {
   return g.nhwc ? ((n * g.h + y) * g.w + x) * g.c + c : ((n * g.c + c) * g.h + y) * g.w + x;
 }
 
 // Whether block index id is inside the map; flags it in *error when it is not.
-__device__ inline bool valid_block(int64_t id, const Geometry& g, int* error) {
-  if (id >= 0 && id < g.num_blocks) return true;
+template <typename I>
+__device__ inline bool valid_block(int64_t id, const Geometry<I>& g, int* error) {
+  if (id >= 0 && id < static_cast<int64_t>(g.num_blocks)) return true;
   atomicOr(error, 1);
   return false;
 }
 
+// The thread's value index, or -1 past the end.
+template <typename I>
+__device__ inline I value_index(I total) {
+  const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  return e < static_cast<int64_t>(total) ? static_cast<I>(e) : I(-1);
+}
+
 // border > 0: only the values in each block's frame of that width move (the inner ones stay).
-template <typename T>
-__global__ void move_kernel(T* map, T* packed, const int64_t* ids, int64_t total, Geometry g, bool to_packed,
-                            bool allow_skip, int64_t border, int* error) {
-  int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  if (e >= total) return;
-  int64_t m, c, i, j;
+template <typename T, typename I>
+__global__ void move_kernel(T* map, T* packed, const int64_t* ids, I total, Geometry<I> g, bool to_packed,
+                            bool allow_skip, I border, int* error) {
+  const I e = value_index(total);
+  if (e < 0) return;
+  I m, c, i, j;
   unravel(e, g, m, c, i, j);
   if (border > 0 && i >= border && i < g.b - border && j >= border && j < g.b - border) return;
   const int64_t id = ids[m];
   if (id < 0 && allow_skip) return;  // combine skips negative indices
   if (!valid_block(id, g, error)) return;
-  const int64_t n = id / (g.gh * g.gw), gy = (id / g.gw) % g.gh, gx = id % g.gw;
-  const int64_t off = map_offset(g, n, c, gy * g.b + i, gx * g.b + j);
+  const I k = static_cast<I>(id), n = k / (g.gh * g.gw), gy = (k / g.gw) % g.gh, gx = k % g.gw;
+  const I off = map_offset(g, n, c, gy * g.b + i, gx * g.b + j);
   if (to_packed) packed[e] = map[off];
   else map[off] = packed[e];
 }
 
-template <typename T>
-__global__ void transfer_kernel(const T* src, T* dst, const int64_t* ids, int64_t total, Geometry g, int* error) {
-  int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  if (e >= total) return;
-  int64_t m, c, i, j;
+template <typename T, typename I>
+__global__ void transfer_kernel(const T* src, T* dst, const int64_t* ids, I total, Geometry<I> g, int* error) {
+  const I e = value_index(total);
+  if (e < 0) return;
+  I m, c, i, j;
   unravel(e, g, m, c, i, j);
   const int64_t id = ids[m];
   if (!valid_block(id, g, error)) return;
-  const int64_t n = id / (g.gh * g.gw), gy = (id / g.gw) % g.gh, gx = id % g.gw;
-  const int64_t off = map_offset(g, n, c, gy * g.b + i, gx * g.b + j);
+  const I k = static_cast<I>(id), n = k / (g.gh * g.gw), gy = (k / g.gw) % g.gh, gx = k % g.gw;
+  const I off = map_offset(g, n, c, gy * g.b + i, gx * g.b + j);
   dst[off] = src[off];
 }
 
 // Value (block m, c, i, j) of a padded block: the map pixel it stands for comes from this frame's packed
 // blocks when its block executed (pos >= 0), else from the stale map; outside the map `value` or the edge.
-template <typename T>
+template <typename T, typename I>
 __global__ void pad_kernel(const T* blocks, const int64_t* pos, int64_t num_packed, const T* stale, T* out,
-                           const int64_t* ids, int64_t total, Geometry g, bool replicate, T value, int* error) {
-  int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  if (e >= total) return;
-  int64_t m, c, i, j;
+                           const int64_t* ids, I total, Geometry<I> g, bool replicate, T value, int* error) {
+  const I e = value_index(total);
+  if (e < 0) return;
+  I m, c, i, j;
   unravel(e, g, m, c, i, j);
   const int64_t id = ids[m];
   if (!valid_block(id, g, error)) return;
-  const int64_t n = id / (g.gh * g.gw), gy = (id / g.gw) % g.gh, gx = id % g.gw;
-  int64_t y = gy * g.b - g.top + i, x = gx * g.b - g.left + j;
+  const I k = static_cast<I>(id), n = k / (g.gh * g.gw), gy = (k / g.gw) % g.gh, gx = k % g.gw;
+  I y = gy * g.b - g.top + i, x = gx * g.b - g.left + j;
   const bool inside = y >= 0 && y < g.h && x >= 0 && x < g.w;
   if (!inside && !replicate) {
     out[e] = value;
@@ -99,16 +114,16 @@ __global__ void pad_kernel(const T* blocks, const int64_t* pos, int64_t num_pack
   }
   y = y < 0 ? 0 : (y >= g.h ? g.h - 1 : y);
   x = x < 0 ? 0 : (x >= g.w ? g.w - 1 : x);
-  const int64_t p = pos[(n * g.gh + y / g.b) * g.gw + x / g.b];
-  if (p >= num_packed) {
+  const int64_t p64 = pos[(n * g.gh + y / g.b) * g.gw + x / g.b];
+  if (p64 >= num_packed) {
     atomicOr(error, 2);
     return;
   }
-  if (p < 0) {
+  if (p64 < 0) {
     out[e] = stale[map_offset(g, n, c, y, x)];
     return;
   }
-  const int64_t by = y % g.b, bx = x % g.b;
+  const I p = static_cast<I>(p64), by = y % g.b, bx = x % g.b;
   out[e] = blocks[g.nhwc ? ((p * g.b + by) * g.b + bx) * g.c + c : ((p * g.c + c) * g.b + by) * g.b + bx];
 }
 
@@ -116,46 +131,34 @@ constexpr int kThreads = 256;
 
 inline unsigned int blocks_for(int64_t total) { return (unsigned int)((total + kThreads - 1) / kThreads); }
 
-Geometry geometry(int64_t n, int64_t c, int64_t h, int64_t w, int64_t b, int64_t top, int64_t bottom, int64_t left,
-                  int64_t right, bool nhwc) {
-  return {c, h, w, h / b, w / b, b, b + top + bottom, b + left + right, top, left, n * (h / b) * (w / b), nhwc};
+// Whether every count is below 2^31, so that int32 indices cover the tensors of a launch.
+inline bool fits_int32(std::initializer_list<int64_t> counts) {
+  for (const int64_t count : counts) {
+    if (count > INT32_MAX) return false;
+  }
+  return true;
 }
 
-template <typename T>
-void move(void* map, void* packed, const int64_t* ids, int64_t nb, const Geometry& g, bool to_packed, bool allow_skip,
-          int64_t border, int* error, cudaStream_t stream) {
-  const int64_t total = nb * g.c * g.b * g.b;
-  move_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(static_cast<T*>(map), static_cast<T*>(packed), ids,
-                                                             total, g, to_packed, allow_skip, border, error);
+template <typename I>
+Geometry<I> geometry(int64_t n, int64_t c, int64_t h, int64_t w, int64_t b, int64_t top, int64_t bottom,
+                     int64_t left, int64_t right, bool nhwc) {
+  return {I(c), I(h), I(w), I(h / b), I(w / b), I(b), I(b + top + bottom), I(b + left + right), I(top), I(left),
+          I(n * (h / b) * (w / b)), nhwc};
 }
 
-template <typename T>
-void transfer(const void* src, void* dst, const int64_t* ids, int64_t nb, const Geometry& g, int* error,
-              cudaStream_t stream) {
-  const int64_t total = nb * g.c * g.b * g.b;
-  transfer_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(static_cast<const T*>(src), static_cast<T*>(dst),
-                                                                 ids, total, g, error);
-}
-
-template <typename T>
-void block_pad(const void* blocks, const int64_t* pos, int64_t num_packed, const void* stale, void* out,
-               const int64_t* ids, int64_t nb, const Geometry& g, bool replicate, uint64_t value_bits, int* error,
-               cudaStream_t stream) {
-  const int64_t total = nb * g.c * g.ph * g.pw;
-  const T value = static_cast<T>(value_bits);  // the low sizeof(T) bytes: the value's bit pattern
-  pad_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(static_cast<const T*>(blocks), pos, num_packed,
-                                                            static_cast<const T*>(stale), static_cast<T*>(out), ids,
-                                                            total, g, replicate, value, error);
-}
-
-// Calls f.template operator()<T>() with the unsigned word type of `size` bytes; false for another size.
+// Calls f(T{}, I{}) with the unsigned word type T of `size` bytes and the index type I (int32_t when `small`);
+// false for another size.
 template <typename F>
-bool by_word(int size, F&& f) {
+bool by_word(int size, bool small, F&& f) {
+  auto with_index = [&](auto word) {
+    if (small) f(word, int32_t{});
+    else f(word, int64_t{});
+  };
   switch (size) {
-    case 1: f(uint8_t{}); return true;
-    case 2: f(uint16_t{}); return true;
-    case 4: f(uint32_t{}); return true;
-    case 8: f(uint64_t{}); return true;
+    case 1: with_index(uint8_t{}); return true;
+    case 2: with_index(uint16_t{}); return true;
+    case 4: with_index(uint32_t{}); return true;
+    case 8: with_index(uint64_t{}); return true;
     default: return false;
   }
 }
@@ -170,28 +173,44 @@ int finish(bool launched) { return launched ? (int)cudaGetLastError() : (int)cud
 int blockcopy_cuda_move(void* map, void* packed, const int64_t* ids, int64_t nb, int64_t n, int64_t c, int64_t h,
                         int64_t w, int64_t b, bool nhwc, bool to_packed, int64_t border, int elem_size, int* error,
                         cudaStream_t stream) {
-  const Geometry g = geometry(n, c, h, w, b, 0, 0, 0, 0, nhwc);
-  if (nb * c * b * b == 0) return 0;
-  return finish(by_word(elem_size, [&](auto word) {
-    move<decltype(word)>(map, packed, ids, nb, g, to_packed, !to_packed, border, error, stream);
+  const int64_t total = nb * c * b * b;
+  if (total == 0) return 0;
+  return finish(by_word(elem_size, fits_int32({total, n * c * h * w}), [&](auto word, auto index) {
+    using T = decltype(word);
+    using I = decltype(index);
+    move_kernel<T, I><<<blocks_for(total), kThreads, 0, stream>>>(
+        static_cast<T*>(map), static_cast<T*>(packed), ids, I(total), geometry<I>(n, c, h, w, b, 0, 0, 0, 0, nhwc),
+        to_packed, !to_packed, I(border), error);
   }));
 }
 
 int blockcopy_cuda_transfer(const void* src, void* dst, const int64_t* ids, int64_t nb, int64_t n, int64_t c,
                             int64_t h, int64_t w, int64_t b, bool nhwc, int elem_size, int* error,
                             cudaStream_t stream) {
-  const Geometry g = geometry(n, c, h, w, b, 0, 0, 0, 0, nhwc);
-  if (nb * c * b * b == 0) return 0;
-  return finish(by_word(elem_size, [&](auto word) { transfer<decltype(word)>(src, dst, ids, nb, g, error, stream); }));
+  const int64_t total = nb * c * b * b;
+  if (total == 0) return 0;
+  return finish(by_word(elem_size, fits_int32({total, n * c * h * w}), [&](auto word, auto index) {
+    using T = decltype(word);
+    using I = decltype(index);
+    transfer_kernel<T, I><<<blocks_for(total), kThreads, 0, stream>>>(
+        static_cast<const T*>(src), static_cast<T*>(dst), ids, I(total),
+        geometry<I>(n, c, h, w, b, 0, 0, 0, 0, nhwc), error);
+  }));
 }
 
 int blockcopy_cuda_block_pad(const void* blocks, const int64_t* pos, int64_t num_packed, const void* stale, void* out,
                              const int64_t* ids, int64_t nb, int64_t n, int64_t c, int64_t h, int64_t w, int64_t b,
                              int64_t top, int64_t bottom, int64_t left, int64_t right, bool nhwc, bool replicate,
                              uint64_t value_bits, int elem_size, int* error, cudaStream_t stream) {
-  const Geometry g = geometry(n, c, h, w, b, top, bottom, left, right, nhwc);
-  if (nb * c * g.ph * g.pw == 0) return 0;
-  return finish(by_word(elem_size, [&](auto word) {
-    block_pad<decltype(word)>(blocks, pos, num_packed, stale, out, ids, nb, g, replicate, value_bits, error, stream);
+  const int64_t total = nb * c * (b + top + bottom) * (b + left + right);
+  if (total == 0) return 0;
+  const bool small = fits_int32({total, n * c * h * w, num_packed * c * b * b});
+  return finish(by_word(elem_size, small, [&](auto word, auto index) {
+    using T = decltype(word);
+    using I = decltype(index);
+    const T value = static_cast<T>(value_bits);  // the low sizeof(T) bytes: the value's bit pattern
+    pad_kernel<T, I><<<blocks_for(total), kThreads, 0, stream>>>(
+        static_cast<const T*>(blocks), pos, num_packed, static_cast<const T*>(stale), static_cast<T*>(out), ids,
+        I(total), geometry<I>(n, c, h, w, b, top, bottom, left, right, nhwc), replicate, value, error);
   }));
 }
