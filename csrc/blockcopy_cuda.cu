@@ -3,8 +3,10 @@
 // Same contract as blockcopy_cpu.cpp: maps N x C x H x W and packed blocks B x C x b x b, both NCHW or both
 // channels_last (NHWC), blocks named by int64 linear index n * gh * gw + gy * gw + gx (on the device;
 // combine skips negative ones), block_pos giving each block's row in the packed blocks or -1.
-// One thread per moved value. Values are moved as raw 1/2/4/8-byte words, so every dtype works (float32,
-// float16, bfloat16, ...); block_pad's fill value arrives as the bit pattern of the value in that dtype.
+// channels_last maps move by rows (a CUDA block per row of a block, its threads on consecutive values); NCHW
+// ones one thread per value, with 32-bit index arithmetic where it fits. Values are moved as raw 1/2/4/8-byte
+// words, so every dtype works (float32, float16, bfloat16, ...); block_pad's fill value arrives as the bit
+// pattern of the value in that dtype.
 // Indices are checked on the device: an index outside the map (or a block_pos entry outside the packed blocks)
 // moves nothing and sets *error, which the binding reads once per frame instead of syncing per movement.
 // This file needs only the CUDA runtime (no torch headers), so it compiles with a bare `nvcc -c`;
@@ -127,9 +129,95 @@ __global__ void pad_kernel(const T* blocks, const int64_t* pos, int64_t num_pack
   out[e] = blocks[g.nhwc ? ((p * g.b + by) * g.b + bx) * g.c + c : ((p * g.c + c) * g.b + by) * g.b + bx];
 }
 
+// channels_last (NHWC): a block's row of b pixels is b * C consecutive values in the map and in the packed
+// blocks, so a CUDA block moves whole rows, its threads on consecutive values (coalesced), and the block and row
+// arithmetic is done once per row instead of once per value. Row r of the packed blocks is block r / b, row r % b.
+template <typename T>
+__global__ void move_rows_kernel(T* map, T* packed, const int64_t* ids, int64_t rows, Geometry<int64_t> g,
+                                 bool to_packed, bool allow_skip, int64_t border, int* error) {
+  const int64_t len = g.b * g.c, edge = border * g.c;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const int64_t m = r / g.b, y = r % g.b, id = ids[m];
+    if (id < 0 && allow_skip) continue;  // combine skips negative indices
+    if (!valid_block(id, g, error)) continue;
+    const int64_t n = id / (g.gh * g.gw), gy = (id / g.gw) % g.gh, gx = id % g.gw;
+    T* map_row = map + ((n * g.h + gy * g.b + y) * g.w + gx * g.b) * g.c;
+    T* packed_row = packed + r * len;
+    // border > 0: an inner row of the block moves only its two edge segments of `border` pixels
+    const bool inner = border > 0 && y >= border && y < g.b - border;
+    const int64_t count = inner ? 2 * edge : len;
+    for (int64_t t = threadIdx.x; t < count; t += blockDim.x) {
+      const int64_t k = inner && t >= edge ? len - 2 * edge + t : t;
+      if (to_packed) packed_row[k] = map_row[k];
+      else map_row[k] = packed_row[k];
+    }
+  }
+}
+
+template <typename T>
+__global__ void transfer_rows_kernel(const T* src, T* dst, const int64_t* ids, int64_t rows, Geometry<int64_t> g,
+                                     int* error) {
+  const int64_t len = g.b * g.c;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const int64_t m = r / g.b, y = r % g.b, id = ids[m];
+    if (!valid_block(id, g, error)) continue;
+    const int64_t n = id / (g.gh * g.gw), gy = (id / g.gw) % g.gh, gx = id % g.gw;
+    const int64_t off = ((n * g.h + gy * g.b + y) * g.w + gx * g.b) * g.c;
+    for (int64_t k = threadIdx.x; k < len; k += blockDim.x) dst[off + k] = src[off + k];
+  }
+}
+
+// Padded row r (block r / ph, row r % ph): threadIdx.y walks its pixels, threadIdx.x a pixel's channels; each
+// pixel comes from this frame's packed blocks when its block executed, else from the stale map.
+template <typename T>
+__global__ void pad_rows_kernel(const T* blocks, const int64_t* pos, int64_t num_packed, const T* stale, T* out,
+                                const int64_t* ids, int64_t rows, Geometry<int64_t> g, bool replicate, T value,
+                                int* error) {
+  const int b = static_cast<int>(g.b), w = static_cast<int>(g.w), pw = static_cast<int>(g.pw);
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const int64_t m = r / g.ph, i = r % g.ph, id = ids[m];
+    if (!valid_block(id, g, error)) continue;
+    const int64_t n = id / (g.gh * g.gw), gy = (id / g.gw) % g.gh, gx = id % g.gw;
+    T* out_row = out + r * g.pw * g.c;
+    int64_t y = gy * g.b - g.top + i;
+    if ((y < 0 || y >= g.h) && !replicate) {
+      for (int64_t k = threadIdx.y * blockDim.x + threadIdx.x; k < g.pw * g.c; k += blockDim.x * blockDim.y) {
+        out_row[k] = value;
+      }
+      continue;
+    }
+    y = y < 0 ? 0 : (y >= g.h ? g.h - 1 : y);
+    const int64_t* pos_row = pos + (n * g.gh + y / g.b) * g.gw;
+    const int64_t by = y % g.b;
+    const int x0 = static_cast<int>(gx * g.b - g.left);
+    for (int j = threadIdx.y; j < pw; j += blockDim.y) {
+      T* dst = out_row + static_cast<int64_t>(j) * g.c;
+      int x = x0 + j;
+      if ((x < 0 || x >= w) && !replicate) {
+        for (int64_t c = threadIdx.x; c < g.c; c += blockDim.x) dst[c] = value;
+        continue;
+      }
+      x = x < 0 ? 0 : (x >= w ? w - 1 : x);
+      const int64_t p = pos_row[x / b];
+      if (p >= num_packed) {
+        atomicOr(error, 2);
+        continue;
+      }
+      const T* src = p < 0 ? stale + ((n * g.h + y) * g.w + x) * g.c : blocks + ((p * g.b + by) * g.b + x % b) * g.c;
+      for (int64_t c = threadIdx.x; c < g.c; c += blockDim.x) dst[c] = src[c];
+    }
+  }
+}
+
 constexpr int kThreads = 256;
+constexpr int kRowThreads = 128;        // threads of a row kernel's block
+constexpr int kPadChannelThreads = 32;  // of them, on a padded pixel's channels (the rest on its pixels)
 
 inline unsigned int blocks_for(int64_t total) { return (unsigned int)((total + kThreads - 1) / kThreads); }
+
+constexpr int64_t kMaxRowBlocks = 1 << 20;  // the row kernels loop when there are more rows
+
+inline unsigned int row_blocks(int64_t rows) { return (unsigned int)(rows < kMaxRowBlocks ? rows : kMaxRowBlocks); }
 
 // Whether every count is below 2^31, so that int32 indices cover the tensors of a launch.
 inline bool fits_int32(std::initializer_list<int64_t> counts) {
@@ -175,6 +263,14 @@ int blockcopy_cuda_move(void* map, void* packed, const int64_t* ids, int64_t nb,
                         cudaStream_t stream) {
   const int64_t total = nb * c * b * b;
   if (total == 0) return 0;
+  if (nhwc) {
+    return finish(by_word(elem_size, false, [&](auto word, auto) {
+      using T = decltype(word);
+      move_rows_kernel<T><<<row_blocks(nb * b), kRowThreads, 0, stream>>>(
+          static_cast<T*>(map), static_cast<T*>(packed), ids, nb * b,
+          geometry<int64_t>(n, c, h, w, b, 0, 0, 0, 0, true), to_packed, !to_packed, border, error);
+    }));
+  }
   return finish(by_word(elem_size, fits_int32({total, n * c * h * w}), [&](auto word, auto index) {
     using T = decltype(word);
     using I = decltype(index);
@@ -189,6 +285,14 @@ int blockcopy_cuda_transfer(const void* src, void* dst, const int64_t* ids, int6
                             cudaStream_t stream) {
   const int64_t total = nb * c * b * b;
   if (total == 0) return 0;
+  if (nhwc) {
+    return finish(by_word(elem_size, false, [&](auto word, auto) {
+      using T = decltype(word);
+      transfer_rows_kernel<T><<<row_blocks(nb * b), kRowThreads, 0, stream>>>(
+          static_cast<const T*>(src), static_cast<T*>(dst), ids, nb * b,
+          geometry<int64_t>(n, c, h, w, b, 0, 0, 0, 0, true), error);
+    }));
+  }
   return finish(by_word(elem_size, fits_int32({total, n * c * h * w}), [&](auto word, auto index) {
     using T = decltype(word);
     using I = decltype(index);
@@ -204,6 +308,16 @@ int blockcopy_cuda_block_pad(const void* blocks, const int64_t* pos, int64_t num
                              uint64_t value_bits, int elem_size, int* error, cudaStream_t stream) {
   const int64_t total = nb * c * (b + top + bottom) * (b + left + right);
   if (total == 0) return 0;
+  if (nhwc) {
+    const int64_t rows = nb * (b + top + bottom);
+    return finish(by_word(elem_size, false, [&](auto word, auto) {
+      using T = decltype(word);
+      const T value = static_cast<T>(value_bits);  // the low sizeof(T) bytes: the value's bit pattern
+      pad_rows_kernel<T><<<row_blocks(rows), dim3(kPadChannelThreads, kRowThreads / kPadChannelThreads), 0, stream>>>(
+          static_cast<const T*>(blocks), pos, num_packed, static_cast<const T*>(stale), static_cast<T*>(out), ids,
+          rows, geometry<int64_t>(n, c, h, w, b, top, bottom, left, right, true), replicate, value, error);
+    }));
+  }
   const bool small = fits_int32({total, n * c * h * w, num_packed * c * b * b});
   return finish(by_word(elem_size, small, [&](auto word, auto index) {
     using T = decltype(word);
