@@ -49,6 +49,8 @@ static void emulate(dim3 grid, dim3 block, const std::function<void()>& thread) 
   }
 }
 """
+LAUNCHER = re.compile(r"^int blockcopy_cuda_\w+\(.*?\);$", re.M | re.S)  # a launcher's declaration
+LAUNCHERS_MARK = "// @LAUNCHERS@ (the launchers as blockcopy_cuda_bind.cpp declares them)"
 LAUNCH = re.compile(r"^(?P<indent>[ \t]*)(?P<kernel>[\w:<>, ]+?)<<<(?P<config>.*?)>>>\(", re.M | re.S)
 CONFIG_COMMA = re.compile(r",(?![^()]*\))")  # a comma outside parentheses
 
@@ -75,13 +77,25 @@ def host_source(cuda_source: str) -> str:
     return "".join(pieces) + source[start:]
 
 
+def binding_source() -> str:
+    """``cuda_emulation_bind.cpp`` with the launchers declared as the CUDA binding declares them."""
+    declarations = LAUNCHER.findall((kernels.CSRC / "blockcopy_cuda_bind.cpp").read_text())
+    if len(declarations) != 3:
+        raise ValueError(f"expected 3 launcher declarations in blockcopy_cuda_bind.cpp, found {len(declarations)}")
+    template = BINDING.read_text()
+    if LAUNCHERS_MARK not in template:
+        raise ValueError(f"{BINDING.name} lacks the line {LAUNCHERS_MARK!r}")
+    return template.replace(LAUNCHERS_MARK, "\n".join(declarations))
+
+
 def build(cache: Path) -> ModuleType:
     """The emulated kernels with the binding's functions, built (or reused) in ``cache`` under the sources' hash."""
-    cuda_source = (kernels.CSRC / "blockcopy_cuda.cu").read_text()
-    host = host_source(cuda_source)
-    key = hashlib.sha256((host + BINDING.read_text()).encode()).hexdigest()[:16]
+    sources = {"emulated_cuda.cpp": host_source((kernels.CSRC / "blockcopy_cuda.cu").read_text()),
+               "emulated_bind.cpp": binding_source()}
+    key = hashlib.sha256("".join(sources.values()).encode()).hexdigest()[:16]
     folder = cache / f"emulated_cuda-{key}"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "emulated_cuda.cpp").write_text(host)
-    return load(name="blockcopy_emulated_cuda", sources=[str(folder / "emulated_cuda.cpp"), str(BINDING)],
+    for name, text in sources.items():
+        (folder / name).write_text(text)
+    return load(name="blockcopy_emulated_cuda", sources=[str(folder / name) for name in sources],
                 build_directory=str(folder), extra_cflags=["-O1"], verbose=False)

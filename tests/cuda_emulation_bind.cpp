@@ -1,22 +1,13 @@
 // The CUDA binding's functions (blockcopy_cuda_bind.cpp) on CPU tensors, calling the launchers of the emulated
 // .cu (cuda_emulation.py): the layout is chosen and the blocks allocated as there; the index-error flag is a
-// host int.
+// host int. A template: cuda_emulation.py fills in the launchers' declarations.
 #include <torch/extension.h>
 
 #include <cstring>
 #include <vector>
 
 typedef void* cudaStream_t;
-int blockcopy_cuda_move(void* map, void* packed, const int64_t* ids, int64_t nb, int64_t n, int64_t c, int64_t h,
-                        int64_t w, int64_t b, bool nhwc, bool to_packed, int64_t border, int elem_size, int* error,
-                        cudaStream_t stream);
-int blockcopy_cuda_transfer(const void* src, void* dst, const int64_t* ids, int64_t nb, int64_t n, int64_t c,
-                            int64_t h, int64_t w, int64_t b, bool nhwc, int elem_size, int* error,
-                            cudaStream_t stream);
-int blockcopy_cuda_block_pad(const void* blocks, const int64_t* pos, int64_t num_packed, const void* stale, void* out,
-                             const int64_t* ids, int64_t nb, int64_t n, int64_t c, int64_t h, int64_t w, int64_t b,
-                             int64_t top, int64_t bottom, int64_t left, int64_t right, bool nhwc, bool replicate,
-                             uint64_t value_bits, int elem_size, int* error, cudaStream_t stream);
+// @LAUNCHERS@ (the launchers as blockcopy_cuda_bind.cpp declares them)
 
 namespace {
 
