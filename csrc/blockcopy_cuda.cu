@@ -50,6 +50,20 @@ __device__ inline I map_offset(const Geometry<I>& g, I n, I c, I y, I x) {
   return g.nhwc ? ((n * g.h + y) * g.w + x) * g.c + c : ((n * g.c + c) * g.h + y) * g.w + x;
 }
 
+// Offset of value (c, y, x) of block p in packed blocks B x C x b x b.
+template <typename I>
+__device__ inline I block_offset(const Geometry<I>& g, I p, I c, I y, I x) {
+  return g.nhwc ? ((p * g.b + y) * g.b + x) * g.c + c : ((p * g.c + c) * g.b + y) * g.b + x;
+}
+
+// The image n and grid position (gy, gx) of block index id.
+template <typename I>
+__device__ inline void block_origin(I id, const Geometry<I>& g, I& n, I& gy, I& gx) {
+  n = id / (g.gh * g.gw);
+  gy = (id / g.gw) % g.gh;
+  gx = id % g.gw;
+}
+
 // Whether block index id is inside the map; flags it in *error when it is not.
 template <typename I>
 __device__ inline bool valid_block(int64_t id, const Geometry<I>& g, int* error) {
@@ -77,7 +91,8 @@ __global__ void move_kernel(T* map, T* packed, const int64_t* ids, I total, Geom
   const int64_t id = ids[m];
   if (id < 0 && allow_skip) return;  // combine skips negative indices
   if (!valid_block(id, g, error)) return;
-  const I k = static_cast<I>(id), n = k / (g.gh * g.gw), gy = (k / g.gw) % g.gh, gx = k % g.gw;
+  I n, gy, gx;
+  block_origin(static_cast<I>(id), g, n, gy, gx);
   const I off = map_offset(g, n, c, gy * g.b + i, gx * g.b + j);
   if (to_packed) packed[e] = map[off];
   else map[off] = packed[e];
@@ -91,7 +106,8 @@ __global__ void transfer_kernel(const T* src, T* dst, const int64_t* ids, I tota
   unravel(e, g, m, c, i, j);
   const int64_t id = ids[m];
   if (!valid_block(id, g, error)) return;
-  const I k = static_cast<I>(id), n = k / (g.gh * g.gw), gy = (k / g.gw) % g.gh, gx = k % g.gw;
+  I n, gy, gx;
+  block_origin(static_cast<I>(id), g, n, gy, gx);
   const I off = map_offset(g, n, c, gy * g.b + i, gx * g.b + j);
   dst[off] = src[off];
 }
@@ -107,7 +123,8 @@ __global__ void pad_kernel(const T* blocks, const int64_t* pos, int64_t num_pack
   unravel(e, g, m, c, i, j);
   const int64_t id = ids[m];
   if (!valid_block(id, g, error)) return;
-  const I k = static_cast<I>(id), n = k / (g.gh * g.gw), gy = (k / g.gw) % g.gh, gx = k % g.gw;
+  I n, gy, gx;
+  block_origin(static_cast<I>(id), g, n, gy, gx);
   I y = gy * g.b - g.top + i, x = gx * g.b - g.left + j;
   const bool inside = y >= 0 && y < g.h && x >= 0 && x < g.w;
   if (!inside && !replicate) {
@@ -125,8 +142,7 @@ __global__ void pad_kernel(const T* blocks, const int64_t* pos, int64_t num_pack
     out[e] = stale[map_offset(g, n, c, y, x)];
     return;
   }
-  const I p = static_cast<I>(p64), by = y % g.b, bx = x % g.b;
-  out[e] = blocks[g.nhwc ? ((p * g.b + by) * g.b + bx) * g.c + c : ((p * g.c + c) * g.b + by) * g.b + bx];
+  out[e] = blocks[block_offset(g, static_cast<I>(p64), c, y % g.b, x % g.b)];
 }
 
 // channels_last (NHWC): a block's row of b pixels is b * C consecutive values in the map and in the packed
@@ -140,8 +156,9 @@ __global__ void move_rows_kernel(T* map, T* packed, const int64_t* ids, int64_t 
     const int64_t m = r / g.b, y = r % g.b, id = ids[m];
     if (id < 0 && allow_skip) continue;  // combine skips negative indices
     if (!valid_block(id, g, error)) continue;
-    const int64_t n = id / (g.gh * g.gw), gy = (id / g.gw) % g.gh, gx = id % g.gw;
-    T* map_row = map + ((n * g.h + gy * g.b + y) * g.w + gx * g.b) * g.c;
+    int64_t n, gy, gx;
+    block_origin(id, g, n, gy, gx);
+    T* map_row = map + map_offset(g, n, int64_t{0}, gy * g.b + y, gx * g.b);
     T* packed_row = packed + r * len;
     // border > 0: an inner row of the block moves only its two edge segments of `border` pixels
     const bool inner = border > 0 && y >= border && y < g.b - border;
@@ -161,8 +178,9 @@ __global__ void transfer_rows_kernel(const T* src, T* dst, const int64_t* ids, i
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const int64_t m = r / g.b, y = r % g.b, id = ids[m];
     if (!valid_block(id, g, error)) continue;
-    const int64_t n = id / (g.gh * g.gw), gy = (id / g.gw) % g.gh, gx = id % g.gw;
-    const int64_t off = ((n * g.h + gy * g.b + y) * g.w + gx * g.b) * g.c;
+    int64_t n, gy, gx;
+    block_origin(id, g, n, gy, gx);
+    const int64_t off = map_offset(g, n, int64_t{0}, gy * g.b + y, gx * g.b);
     for (int64_t k = threadIdx.x; k < len; k += blockDim.x) dst[off + k] = src[off + k];
   }
 }
@@ -177,7 +195,8 @@ __global__ void pad_rows_kernel(const T* blocks, const int64_t* pos, int64_t num
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const int64_t m = r / g.ph, i = r % g.ph, id = ids[m];
     if (!valid_block(id, g, error)) continue;
-    const int64_t n = id / (g.gh * g.gw), gy = (id / g.gw) % g.gh, gx = id % g.gw;
+    int64_t n, gy, gx;
+    block_origin(id, g, n, gy, gx);
     T* out_row = out + r * g.pw * g.c;
     int64_t y = gy * g.b - g.top + i;
     if ((y < 0 || y >= g.h) && !replicate) {
@@ -203,7 +222,8 @@ __global__ void pad_rows_kernel(const T* blocks, const int64_t* pos, int64_t num
         atomicOr(error, 2);
         continue;
       }
-      const T* src = p < 0 ? stale + ((n * g.h + y) * g.w + x) * g.c : blocks + ((p * g.b + by) * g.b + x % b) * g.c;
+      const T* src = p < 0 ? stale + map_offset(g, n, int64_t{0}, y, int64_t{x})
+                           : blocks + block_offset(g, p, int64_t{0}, by, int64_t{x % b});
       for (int64_t c = threadIdx.x; c < g.c; c += blockDim.x) dst[c] = src[c];
     }
   }
