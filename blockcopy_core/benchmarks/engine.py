@@ -104,6 +104,7 @@ def time_frame(frame: Timer) -> float:
 
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+ENGINE_LAYOUT = "channels_last"  # the job's on every device (pipeline.config.build_model)
 
 
 def model_and_frame(backbone: str, h: int, w: int, device: torch.device,
@@ -125,8 +126,7 @@ def run_config(backbone: str, h: int, w: int, block: int, frames: int, device: t
             xf = x.contiguous(memory_format=fmt)
             frame = timer(partial(net, xf))
             static[name] = min(time_frame(frame) for _ in range(frames))
-    layout = "channels_last"  # the job's on every device (pipeline.config.build_model)
-    net, x = net.to(memory_format=LAYOUTS[layout]), x.contiguous(memory_format=LAYOUTS[layout])
+    net, x = net.to(memory_format=LAYOUTS[ENGINE_LAYOUT]), x.contiguous(memory_format=LAYOUTS[ENGINE_LAYOUT])
     step = default_batch_step(gh * gw, device)
     engines = {"all": BlockSparseEngine(net, block), "all_block_path": BlockSparseEngine(net, block, False),
                "random50": BlockSparseEngine(net, block), "fresh": BlockSparseEngine(net, block, batch_step=1)}
@@ -169,7 +169,7 @@ def run_config(backbone: str, h: int, w: int, block: int, frames: int, device: t
     speedup = t_static / best_t["random50"]
     macs_ratio = static_macs / half_macs
     return {
-        "layout": layout, "static_nchw_s": static["nchw"], "static_cl_s": static["channels_last"],
+        "static_nchw_s": static["nchw"], "static_cl_s": static["channels_last"],
         "static_s": t_static, "all_s": best_t["all"], "all_block_path_s": best_t["all_block_path"],
         "random50_s": best_t["random50"], "static_gmacs": static_macs / 1e9, "random50_gmacs": half_macs / 1e9,
         "all_overhead": best_t["all"] / t_static - 1,
@@ -189,14 +189,14 @@ def ms_per_frame(events: Iterable[Any], on_gpu: bool, frames: int) -> dict[str, 
     return {e.key: e.self_cpu_time_total / 1e3 / frames for e in events}
 
 
-def op_excess(backbone: str, h: int, w: int, block: int, frames: int, device: torch.device, dtype: torch.dtype,
-              layout: str) -> list[tuple[str, float, float]]:
+def op_excess(backbone: str, h: int, w: int, block: int, frames: int, device: torch.device,
+              dtype: torch.dtype) -> list[tuple[str, float, float]]:
     """Milliseconds per frame of the static network and of a random-50% engine frame, averaged over ``frames``,
     most excess over half the static first. On a CPU per torch operator (the profiler's self time; the engine's
     own kernels are no torch operators and are not in it); on a GPU per kernel (its time on the device, the
     engine's kernels included), so that the rows add up to the time the GPU was busy."""
     net, x = model_and_frame(backbone, h, w, device, dtype)
-    net, x = net.to(memory_format=LAYOUTS[layout]), x.contiguous(memory_format=LAYOUTS[layout])
+    net, x = net.to(memory_format=LAYOUTS[ENGINE_LAYOUT]), x.contiguous(memory_format=LAYOUTS[ENGINE_LAYOUT])
     engine = BlockSparseEngine(net, block)
     gh, gw = h // block, w // block
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     where = f"{args.threads} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
     for h, w, block in args.configs:
         r = run_config(args.backbone, h, w, block, args.frames, device, dtype)
-        print(f"\n## {args.backbone} {h}x{w}, block {block}, {where}, {dtype}, engine in {r['layout']}")
+        print(f"\n## {args.backbone} {h}x{w}, block {block}, {where}, {dtype}, engine in {ENGINE_LAYOUT}")
         print(f"static: NCHW {r['static_nchw_s']:.3f} s, channels_last {r['static_cl_s']:.3f} s; "
               f"{r['static_gmacs']:.2f} GMACs")
         print(f"all blocks (dense path): {r['all_s']:.3f} s, overhead {100 * r['all_overhead']:+.1f}%")
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"block movements: {100 * r['movement_share']:.1f}% of the random-50% frame ({moves})")
 
         if args.ops:
-            rows = op_excess(args.backbone, h, w, block, args.frames, device, dtype, r["layout"])
+            rows = op_excess(args.backbone, h, w, block, args.frames, device, dtype)
             static_ms, sparse_ms = sum(row[1] for row in rows), sum(row[2] for row in rows)
             unit = "operator, ms per frame (profiler self time)" if device.type == "cpu" else (
                 f"kernel, ms per frame on the GPU (wall: static {1000 * r['static_s']:.1f}, random 50% "
