@@ -8,6 +8,7 @@ binding does, on CPU tensors. Launch limits, speed and the binding itself still 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -88,8 +89,10 @@ def binding_source() -> str:
     return template.replace(LAUNCHERS_MARK, "\n".join(declarations))
 
 
+@functools.cache
 def build(cache: Path) -> ModuleType:
-    """The emulated kernels with the binding's functions, built (or reused) in ``cache`` under the sources' hash."""
+    """The emulated kernels with the binding's functions, built (or reused) in ``cache`` under the sources' hash;
+    once per process."""
     sources = {"emulated_cuda.cpp": host_source((kernels.CSRC / "blockcopy_cuda.cu").read_text()),
                "emulated_bind.cpp": binding_source()}
     key = hashlib.sha256("".join(sources.values()).encode()).hexdigest()[:16]
