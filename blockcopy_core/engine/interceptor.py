@@ -49,7 +49,7 @@ from .sites import (
     requested_size,
 )
 from .state import SiteRecord, TemporalState
-from .trace import Source, arg_tensors, layer_of, model_tensor_names, signature
+from .trace import Signature, Source, arg_tensors, layer_of, model_tensor_names
 
 BLOCK, DENSE = "block", "dense"
 # Shape queries answered with the full map's shape on sparse frames (see ``BlockMode._full_shape``).
@@ -80,31 +80,44 @@ class BlockMode(TorchFunctionMode):
         previous = state.pending_layout
         self.carried = None if dense or previous is None else layout.carried_from(previous)
         self.model_input, self.model = model_input, model
-        self.params = model_tensor_names(model)
+        if dense:  # a walk over every module: once per dense frame, the clip's sparse frames reuse it
+            state.params = model_tensor_names(model)
+        self._params_fresh = dense
         self.site = 0
         self.op = -1  # index of the op running now, among the ops with a tensor result
         self._tags: dict[int, tuple[weakref.ref, str, tuple[int, int]]] = {}
 
     # -- tags -------------------------------------------------------------------------------------------------
     def tag_of(self, t: Any) -> str | None:
-        entry = self._tags.get(id(t)) if isinstance(t, Tensor) else None
+        entry = self._tags.get(id(t))  # the weak reference tells a live tensor from one that reused a dead id
         return entry[1] if entry is not None and entry[0]() is t else None
 
     def set_tag(self, out: Any, tag: str | None, producer: tuple[int, int] | None = None) -> Any:
         """Tag the tensors of ``out``; their producer is the running op (output i) unless given."""
-        if tag is not None:
-            for i, leaf in enumerate(_tensors(out)):
-                self._tags[id(leaf)] = (weakref.ref(leaf), tag, producer or (self.op, i))
+        if tag is None:
+            return out
+        if isinstance(out, Tensor):
+            self._tags[id(out)] = (weakref.ref(out), tag, producer or (self.op, 0))
+            return out
+        for i, leaf in enumerate(_tensors(out)):
+            self._tags[id(leaf)] = (weakref.ref(leaf), tag, producer or (self.op, i))
         return out
 
     def _source(self, t: Tensor) -> Source:
         entry = self._tags.get(id(t))
         if entry is not None and entry[0]() is t:
             return (entry[1], *entry[2])
-        param = self.params.get(id(t))
-        if param is not None:
-            return ("param", param)
-        return ("const", tuple(t.shape), t.dtype)
+        name = self._param_name(t)
+        return ("param", name) if name is not None else ("const", tuple(t.shape), t.dtype)
+
+    def _param_name(self, t: Tensor) -> str | None:
+        """The name of ``t`` among the model's parameters and buffers, or None; the list the dense frame made is
+        made again once when ``t`` is not in it (``model.to()`` within a clip replaces buffers)."""
+        entry = self.state.params.get(id(t))
+        if (entry is None or entry[1] is not t) and not self._params_fresh:
+            self.state.params, self._params_fresh = model_tensor_names(self.model), True
+            entry = self.state.params.get(id(t))
+        return entry[0] if entry is not None and entry[1] is t else None
 
     # -- dispatch ---------------------------------------------------------------------------------------------
     def __torch_function__(self, func: Callable, types: tuple, args: tuple = (), kwargs: dict | None = None) -> Any:
@@ -134,7 +147,7 @@ class BlockMode(TorchFunctionMode):
         tags = {self.tag_of(args[0])} if name in SELF_TAGGED and args else set(input_tags)
         tags.discard(None)
         out = func(*args, **kwargs)
-        if next(_tensors(out), None) is None:
+        if not isinstance(out, Tensor) and next(_tensors(out), None) is None:
             return out
         self._follow(func, name, inputs)
         if not tags:
@@ -172,15 +185,16 @@ class BlockMode(TorchFunctionMode):
         """Count the op (its tensor arguments ``inputs``); a dense frame records its signature, a sparse frame
         must repeat it."""
         self.op += 1
-        sig = signature(func, name, inputs, self._source)
+        sources = tuple(map(self._source, inputs))
         if self.dense:
-            self.state.ops.append(sig)
+            self.state.ops.append(Signature(func, name, sources))
             return
         recorded = self.state.ops[self.op] if self.op < len(self.state.ops) else None
-        if recorded is None or not sig.matches(recorded):
+        if recorded is None or recorded.sources != sources or recorded.name != name or recorded.func != func:
             raise UnsupportedOpError(
                 f"the model's forward differs from the last dense frame's at op #{self.op}: it runs "
-                f"{sig.describe()} where the dense frame ran {recorded.describe() if recorded else 'nothing'}; "
+                f"{Signature(func, name, sources).describe()} where the dense frame ran "
+                f"{recorded.describe() if recorded else 'nothing'}; "
                 "the engine needs the same ops on the same data flow every frame (control flow that depends on "
                 "the data is not supported)"
             )

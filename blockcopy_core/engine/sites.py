@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -22,6 +23,7 @@ class UnsupportedOpError(RuntimeError):
     """An op the engine cannot run on blocks (named in the message)."""
 
 
+@lru_cache(maxsize=4096)  # every op a model runs asks
 def op_name(func: Callable) -> str:
     name = getattr(func, "__name__", None) or repr(func)
     if name == "fn":  # torch's boolean_dispatch wrappers (max_pool2d)

@@ -50,6 +50,7 @@ class TemporalState:
     output_is_block: list[bool] = field(default_factory=list)
     frame_meta: tuple | None = None  # (N, C, H, W, dtype, device) of the frames that built this state
     scratch: dict[int, Tensor] = field(default_factory=dict)  # per-site padded-block buffers, reused each frame
+    params: dict[int, tuple[str, Tensor]] = field(default_factory=dict)  # the model's tensors at the dense frame
 
     @property
     def empty(self) -> bool:
@@ -74,6 +75,7 @@ class TemporalState:
         self.ops.clear()
         self.outputs, self.output_spec, self.output_is_block, self.frame_meta = [], None, [], None
         self.output_versions = []
+        self.params = {}
 
     def store(self, site: int, tensor: Tensor, owned: bool) -> None:
         """Keep ``tensor`` as a site's map; by reference (it is this frame's activation, nobody else's) unless

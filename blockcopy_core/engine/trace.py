@@ -10,11 +10,12 @@ value computed from a whole-frame result may change from frame to frame without 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, NamedTuple
 
 from torch import Tensor, nn
 
+SCALARS = frozenset({int, float, bool, str, type(None)})  # argument types that never hold a tensor
 Source = tuple[Hashable, ...]  # ("block" | "dense", op, output) | ("param", name) | ("const", shape, dtype)
 
 
@@ -24,9 +25,6 @@ class Signature(NamedTuple):
     func: Callable
     name: str
     sources: tuple[Source, ...]
-
-    def matches(self, other: Signature) -> bool:
-        return self.name == other.name and self.func == other.func and self.sources == other.sources
 
     def describe(self) -> str:
         return f"{self.name}({', '.join(_describe_source(s) for s in self.sources)})"
@@ -42,35 +40,32 @@ def _describe_source(source: Source) -> str:
     return f"{kind} tensor from {op}" + (f" (output {source[2]})" if source[2] else "")
 
 
-def tensor_args(obj: Any) -> Iterator[Tensor]:
-    """The tensors in an op's arguments, in order, through nested lists, tuples and dicts."""
-    if isinstance(obj, Tensor):
-        yield obj
-    elif isinstance(obj, (tuple, list)):
-        for o in obj:
-            yield from tensor_args(o)
-    elif isinstance(obj, dict):
-        for o in obj.values():
-            yield from tensor_args(o)
+def _collect_tensors(values: Iterable[Any], found: list[Tensor]) -> None:
+    """Append the tensors in ``values`` to ``found``, in order, through nested lists, tuples and dicts."""
+    for v in values:
+        if isinstance(v, Tensor):
+            found.append(v)
+        elif isinstance(v, (tuple, list)):
+            if not SCALARS.issuperset(map(type, v)):  # skip the usual (1, 1) strides and paddings fast
+                _collect_tensors(v, found)
+        elif isinstance(v, dict):
+            _collect_tensors(v.values(), found)
 
 
-def model_tensor_names(model: nn.Module) -> dict[int, str]:
-    """The model's parameters and buffers by identity -> name (a name outlives ``model.to()``, an id may not)."""
-    return {id(t): name for name, t in (*model.named_parameters(), *model.named_buffers())}
+def model_tensor_names(model: nn.Module) -> dict[int, tuple[str, Tensor]]:
+    """The model's parameters and buffers by identity -> (name, tensor): a name outlives ``model.to()``, an id
+    may not, and a kept mapping tells a tensor by identity only while it holds the tensor."""
+    return {id(t): (name, t) for name, t in (*model.named_parameters(), *model.named_buffers())}
 
 
 def arg_tensors(args: tuple, kwargs: dict) -> tuple[Tensor, ...]:
-    """The tensors of an op's positional then keyword arguments, in order (flat arguments without recursion)."""
-    values = (*args, *kwargs.values())
-    if any(isinstance(v, (tuple, list, dict)) for v in values):
-        return (*tensor_args(args), *tensor_args(kwargs))
-    return tuple(v for v in values if isinstance(v, Tensor))
-
-
-def signature(func: Callable, name: str, inputs: tuple[Tensor, ...],
-              source_of: Callable[[Tensor], Source]) -> Signature:
-    """The signature of ``func`` called on tensors ``inputs`` (``arg_tensors`` of its arguments)."""
-    return Signature(func, name, tuple(source_of(t) for t in inputs))
+    """The tensors of an op's positional then keyword arguments, in order, through nested lists, tuples and
+    dicts (called on every op a model runs, so it avoids generators)."""
+    found: list[Tensor] = []
+    _collect_tensors(args, found)
+    if kwargs:
+        _collect_tensors(kwargs.values(), found)
+    return tuple(found)
 
 
 def layer_of(model: nn.Module) -> str:
