@@ -81,6 +81,49 @@ def test_stored_maps_never_alias_outputs():
     assert all(torch.equal(a, b) for a, b in zip(out, returned))
 
 
+# -- outputs recycled ---------------------------------------------------------------------------------------------
+SPARSE_GRIDS = (random_grid(1, 2, 3, 0.5, seed) for seed in range(20))
+GRIDS = [full(), *[grid for grid in SPARSE_GRIDS if 0 < grid.sum() < grid.numel()][:8]]  # one clip
+
+
+def run_holding(hold: str) -> tuple[list[list[Tensor]], list[list[int]]]:
+    """Copies of the outputs of ``GRIDS``'s frames and their data pointers, the caller holding every output
+    (``all``), a view of each (``views``), nothing (``none``), or nothing after editing each one once it is no
+    longer the kept one (``edit``)."""
+    torch.manual_seed(0)
+    engine = BlockSparseEngine(ReturnsFeatures().eval(), 16)
+    held, copies, pointers = [], [], []
+    previous = None
+    for t, grid in enumerate(GRIDS):
+        out = engine(frames(t), grid)
+        copies.append([y.clone() for y in out])
+        pointers.append([y.data_ptr() for y in out])
+        if hold == "all":
+            held.append((out, copies[-1]))
+        elif hold == "views":
+            held.append(([y[0] for y in out], [y[0].clone() for y in out]))
+        elif hold == "edit" and previous is not None:
+            for y in previous:
+                y.mul_(0)
+        previous = out if hold == "edit" else None
+        del out
+    assert all(torch.equal(a, b) for kept, seen in held for a, b in zip(kept, seen)), "a held output changed"
+    return copies, pointers
+
+
+def test_released_outputs_are_recycled_and_held_ones_never_change():
+    """A sparse frame writes its outputs into those returned two frames before once nothing references them (it
+    then moves only the blocks that changed since); outputs the caller still holds, or holds a view of, never
+    change, an output edited after it was let go is not reused, and the outputs are the same in every case."""
+    expected, held_pointers = run_holding("all")
+    for hold in ("views", "none", "edit"):
+        copies, pointers = run_holding(hold)
+        assert all(torch.equal(a, b) for got, want in zip(copies, expected) for a, b in zip(got, want)), hold
+        recycled = [pointers[t] == pointers[t - 2] for t in range(2, len(GRIDS))]
+        assert all(recycled) if hold == "none" else not any(recycled), hold
+    assert len({p for frame in held_pointers for p in frame}) == 2 * len(GRIDS)
+
+
 # -- shape-derived values -----------------------------------------------------------------------------------------
 class ShapeScaled(nn.Module):
     """Uses shapes as a model would: a scale from the map width, a pooling grid from the aspect ratio, resize

@@ -32,7 +32,9 @@ class BlockSparseEngine:
     refreshes the state by reference; ``dense_when_full=False`` runs it block by block instead (for tests).
     A call's block-grid outputs are the next frame's source of copied blocks, kept by reference: read them
     freely, but clone one before editing it in place; the next sparse or empty-grid frame refuses an edited one
-    (as autograd refuses a modified saved tensor). Other outputs are the caller's own.
+    (as autograd refuses a modified saved tensor). Once nothing outside the engine references an output (no
+    name, container, view or array), a later sparse frame may write its own output into that memory; one the
+    caller still holds never changes. Other outputs are the caller's own.
 
     ``batch_step`` pads each frame's batch of executed blocks to a multiple of that many blocks (padding rows are
     computed and dropped), so that the model sees few distinct batch sizes; None picks it by device: on CUDA a
@@ -109,7 +111,7 @@ class BlockSparseEngine:
         self.state.check_unmodified("map")
         leaves, spec = tree_flatten(out)
         self.state.unshare_outputs(leaves)
-        self.state.keep_outputs(leaves, spec, [mode.tag_of(leaf) == BLOCK for leaf in leaves])
+        self.state.keep_outputs(leaves, spec, [mode.tag_of(leaf) == BLOCK for leaf in leaves], sparse=False)
         self.state.frame_meta = (*frames.shape, frames.dtype, frames.device)
         return out
 
@@ -120,23 +122,33 @@ class BlockSparseEngine:
             out = self.model(blocks)
         mode.check_complete()
         self.state.check_unmodified("pending")
-        self.state.pending_layout = layout
+        previous_layout, self.state.pending_layout = self.state.pending_layout, layout
         leaves, spec = tree_flatten(out)
         if spec != self.state.output_spec:
             raise RuntimeError("the model's output structure differs from the last dense frame's")
-        returned = [self._combine_output(leaf, kept, layout) if is_block else leaf
-                    for leaf, kept, is_block in zip(leaves, self.state.outputs, self.state.output_is_block)]
-        self.state.keep_outputs(returned, spec, self.state.output_is_block)
+        # where a spare output (see _combine_output) lacks the previous output's blocks and this frame copies them
+        refresh = None if previous_layout is None else layout.newly_copied(previous_layout)
+        returned = [self._combine_output(i, leaf, kept, layout, refresh) if is_block else leaf
+                    for i, (leaf, kept, is_block) in enumerate(zip(leaves, self.state.outputs,
+                                                                   self.state.output_is_block))]
+        self.state.keep_outputs(returned, spec, self.state.output_is_block, sparse=True)
         return tree_unflatten(returned, spec)
 
-    @staticmethod
-    def _combine_output(blocks: Tensor, previous: Tensor, layout: BlockLayout) -> Tensor:
-        """A new output: the executed blocks over the previous output's copied ones."""
-        out = torch.empty_like(previous)
-        ops.transfer(previous, out, layout.stale_idx, blocks.shape[-1])
-        ops.combine(blocks, layout.write_idx, out)
-        return out
+    def _combine_output(self, i: int, blocks: Tensor, previous: Tensor, layout: BlockLayout,
+                        refresh: Tensor | None) -> Tensor:
+        """Output ``i``: the executed ``blocks`` over the ``previous`` output's copied ones. Written into the output
+        returned before ``previous`` (the spare) when nothing references it any more: it differs from ``previous``
+        only at the blocks the last frame executed, so only ``refresh``, those of them this frame copies, move (a
+        learned policy executes much the same blocks frame after frame); else into a new tensor, with every copied
+        block."""
+        block = blocks.shape[-1]
+        spare = None if refresh is None else self.state.take_spare(i, previous)
+        if spare is None:
+            out = ops.transfer(previous, torch.empty_like(previous), layout.stale_idx, block)
+        else:
+            out = ops.transfer(previous, spare, refresh, block)
+        return ops.combine(blocks, layout.write_idx, out)
 
     def state_nbytes(self) -> int:
-        """Bytes of temporal state held (stored maps and previous outputs)."""
+        """Bytes of temporal state held (stored maps, previous outputs and the spares they may be written into)."""
         return self.state.nbytes()

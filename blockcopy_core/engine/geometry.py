@@ -26,6 +26,7 @@ class BlockLayout:
     write_idx: Tensor  # int64 (B,): where each packed block is written back: exec_idx with -1 on padded rows
     stale_idx: Tensor  # int64: linear indices of copied (non-executed) blocks
     block_pos: Tensor  # int64 (N * gh * gw,): each block's position in the packed batch, -1 if copied
+    host_grid: Tensor  # ``grid`` on the CPU, where the host reads it without waiting for a GPU
 
     @classmethod
     def from_grid(cls, grid: Tensor, batch_step: int = 1) -> BlockLayout:
@@ -42,7 +43,7 @@ class BlockLayout:
         padding = min(-executed.numel() % batch_step, flat.numel() - executed.numel()) if executed.numel() else 0
         exec_idx = torch.cat([executed, executed[:1].expand(padding)])
         write_idx = torch.cat([executed, executed.new_full((padding,), -1)])
-        return cls(grid, exec_idx, write_idx, torch.nonzero(~flat).reshape(-1), block_pos)
+        return cls(grid, exec_idx, write_idx, torch.nonzero(~flat).reshape(-1), block_pos, grid.cpu())
 
     @property
     def grid_hw(self) -> tuple[int, int]:
@@ -62,13 +63,18 @@ class BlockLayout:
         if self.exec_idx.device == device:
             return self
         return BlockLayout(*(t.to(device) for t in (self.grid, self.exec_idx, self.write_idx, self.stale_idx,
-                                                      self.block_pos)))
+                                                      self.block_pos)), self.host_grid)
 
     def carried_from(self, previous: BlockLayout) -> Tensor:
         """For each block ``previous`` packed (in its packed order): its index when it is copied now, else -1 (and
         -1 for padding rows). Those are the blocks whose last-frame values must reach the stored maps before this
         frame reads them."""
         return torch.where(self.grid.reshape(-1)[previous.exec_idx], -1, previous.write_idx)
+
+    def newly_copied(self, previous: BlockLayout) -> Tensor:
+        """Linear indices of the blocks ``previous`` executed and this layout copies, on this layout's device."""
+        changed = (previous.host_grid & ~self.host_grid).reshape(-1)
+        return torch.nonzero(changed).reshape(-1).to(self.exec_idx.device)
 
     def block_of_level(self, map_hw: tuple[int, int]) -> int | None:
         """Block side at a full map of size ``map_hw``, or None when the map is not cut by this grid."""

@@ -13,6 +13,7 @@ since the last dense frame, where nothing reads it.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,10 @@ class TemporalState:
     frame_meta: tuple | None = None  # (N, C, H, W, dtype, device) of the frames that built this state
     scratch: dict[int, Tensor] = field(default_factory=dict)  # per-site padded-block buffers, reused each frame
     params: dict[int, tuple[str, Tensor]] = field(default_factory=dict)  # the model's tensors at the dense frame
+    # per output, the block-grid output returned before the kept one (it differs from it only at the blocks
+    # ``pending_layout`` executed), and its version then: the next sparse frame may write into it
+    spares: list[Tensor | None] = field(default_factory=list)
+    spare_versions: list[int | None] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -76,6 +81,7 @@ class TemporalState:
         self.outputs, self.output_spec, self.output_is_block, self.frame_meta = [], None, [], None
         self.output_versions = []
         self.params = {}
+        self.spares, self.spare_versions = [], []
 
     def store(self, site: int, tensor: Tensor, owned: bool) -> None:
         """Keep ``tensor`` as a site's map; by reference (it is this frame's activation, nobody else's) unless
@@ -95,12 +101,29 @@ class TemporalState:
             if tensor.untyped_storage().data_ptr() in out_storages:
                 self.maps[site] = tensor.clone(memory_format=torch.preserve_format)
 
-    def keep_outputs(self, outputs: list[Any], spec: Any, is_block: list[bool]) -> None:
+    def keep_outputs(self, outputs: list[Any], spec: Any, is_block: list[bool], sparse: bool) -> None:
         """Keep a frame's flattened outputs: the block-grid ones (``is_block``) by reference, the tensors returned
-        to the caller, with their versions for ``check_outputs_unmodified``; the others as copies of their own."""
+        to the caller, with their versions for ``check_outputs_unmodified``; the others as copies of their own.
+        After a ``sparse`` frame the outputs kept until now become the spares."""
+        if sparse:
+            self.spares, self.spare_versions = self.outputs, self.output_versions
+        else:
+            self.spares, self.spare_versions = [], []
         self.outputs = [o if block else own_copy(o) for o, block in zip(outputs, is_block, strict=True)]
         self.output_spec, self.output_is_block = spec, is_block
         self.output_versions = [o._version if block else None for o, block in zip(outputs, is_block)]
+
+    def take_spare(self, i: int, like: Tensor) -> Tensor | None:
+        """Output ``i``'s spare when this frame may write into it: nothing outside this state references it (no
+        name, container, view or array; a caller holding the output keeps it as it was), it is unchanged since it
+        was returned and laid out like ``like``. None otherwise."""
+        if i >= len(self.spares) or self.spares[i] is None or not unreferenced(self.spares, i):
+            return None
+        spare, self.spares[i] = self.spares[i], None
+        if (spare._version != self.spare_versions[i] or spare.shape != like.shape or spare.stride() != like.stride()
+                or spare.dtype != like.dtype or spare.device != like.device):
+            return None
+        return spare
 
     def check_outputs_unmodified(self) -> None:
         """Refuse to copy blocks from a returned output that was edited in place since it was returned."""
@@ -129,12 +152,36 @@ class TemporalState:
                 )
 
     def nbytes(self) -> int:
-        """Bytes held: stored maps, pending blocks and previous outputs (shared storage once)."""
+        """Bytes held: stored maps, pending blocks, previous outputs and spares (shared storage once)."""
         seen: dict[int, int] = {}
-        outputs = [o for o in self.outputs if isinstance(o, Tensor)]
+        outputs = [o for o in (*self.outputs, *self.spares) if isinstance(o, Tensor)]
         for t in [*self.maps.values(), *self.pending.values(), *outputs]:
             seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
         return sum(seen.values())
+
+
+def _references(holder: list, i: int) -> tuple[int, int]:
+    """References to the tensor ``holder[i]`` (counted from here) and to its storage."""
+    return sys.getrefcount(holder[i]), torch._C._storage_Use_Count(holder[i].untyped_storage()._cdata)
+
+
+def _alone() -> tuple[int, int] | None:
+    """``_references`` of a tensor that only a list holds, or None where torch cannot count storage users."""
+    try:
+        return _references([torch.empty(1)], 0)
+    except (AttributeError, TypeError):
+        return None
+
+
+ALONE = _alone()
+
+
+def unreferenced(holder: list, i: int) -> bool:
+    """Whether nothing but ``holder`` references the tensor ``holder[i]`` or its storage."""
+    if ALONE is None or not isinstance(holder[i], Tensor):
+        return False
+    tensor_refs, storage_refs = _references(holder, i)
+    return tensor_refs <= ALONE[0] and storage_refs <= ALONE[1]
 
 
 def own_copy(leaf: Any) -> Any:
