@@ -4,6 +4,8 @@ the original release's per-block upsampling error absent."""
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -92,12 +94,13 @@ def run_holding(hold: str) -> tuple[list[list[Tensor]], list[list[int]]]:
     longer the kept one (``edit``)."""
     torch.manual_seed(0)
     engine = BlockSparseEngine(ReturnsFeatures().eval(), 16)
-    held, copies, pointers = [], [], []
+    held, copies, pointers, returned = [], [], [], []
     previous = None
     for t, grid in enumerate(GRIDS):
         out = engine(frames(t), grid)
         copies.append([y.clone() for y in out])
         pointers.append([y.data_ptr() for y in out])
+        returned.append([weakref.ref(y) for y in out])
         if hold == "all":
             held.append((out, copies[-1]))
         elif hold == "views":
@@ -108,6 +111,8 @@ def run_holding(hold: str) -> tuple[list[list[Tensor]], list[list[int]]]:
         previous = out if hold == "edit" else None
         del out
     assert all(torch.equal(a, b) for kept, seen in held for a, b in zip(kept, seen)), "a held output changed"
+    if hold == "none":  # a recycled output's memory comes back as a new tensor, never as one returned before
+        assert all(ref() is None for frame in returned[:-2] for ref in frame)
     return copies, pointers
 
 

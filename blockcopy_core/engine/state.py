@@ -123,7 +123,7 @@ class TemporalState:
         if (spare._version != self.spare_versions[i] or spare.shape != like.shape or spare.stride() != like.stride()
                 or spare.dtype != like.dtype or spare.device != like.device):
             return None
-        return spare
+        return spare.detach()  # a new tensor object: one returned earlier is never returned again
 
     def check_outputs_unmodified(self) -> None:
         """Refuse to copy blocks from a returned output that was edited in place since it was returned."""

@@ -63,7 +63,8 @@ class LearnedPolicy(BlockPolicy):
         self.statistic_frames = 0
         self._pending: list[Tensor] = []  # per-frame losses since the last update
         self._pending_shapes: list[tuple[int, ...]] = []  # their grids' shapes (which fix the network inputs')
-        self._log_probs_of: tuple[Tensor, Tensor] | None = None  # (output, its 1/4-scale log-softmax), reused
+        # (output, its 1/4-scale log-softmax and softmax), reused by the reward and the next frame's input
+        self._log_probs_of: tuple[Tensor, Tensor, Tensor] | None = None
         self._macs: dict[tuple, int] = {}  # MACs by input shapes: counted once (a counter slows every op down)
         self._log_prob: Tensor | None = None
         self._probs: Tensor | None = None
@@ -106,7 +107,7 @@ class LearnedPolicy(BlockPolicy):
         if self.net.resize == "nearest":  # nearest resizing picks pixels: softmax after it equals softmax before it
             previous = torch.softmax(self._resized(state.previous_output, size), dim=1)
         else:
-            previous = self._resized(self._log_probs(state.previous_output).exp(), size)
+            previous = self._resized(self._log_probs(state.previous_output)[1], size)
         frames_resized = self._resized(frames, size)
         self._frames_resized = (frames, frames_resized)  # observe reuses it
         grid = self._grid_map(state.previous_grid, size)
@@ -159,14 +160,14 @@ class LearnedPolicy(BlockPolicy):
         replaced = None if state.frame_state is None else weakref.ref(state.frame_state)
         self._state_resized = (grid, replaced, value)
 
-    def _log_probs(self, output: Tensor) -> Tensor:
-        """Log-softmax of ``output`` at 1/4 scale (bilinear), computed once per output: the reward needs it for
-        this frame and the next, the compact network's input for the next."""
+    def _log_probs(self, output: Tensor) -> tuple[Tensor, Tensor]:
+        """Log-softmax and softmax of ``output`` at 1/4 scale (bilinear), computed once per output: the reward
+        needs them for this frame and the next, the compact network's input for the next."""
         if self._log_probs_of is not None and self._log_probs_of[0] is output:
-            return self._log_probs_of[1]
+            return self._log_probs_of[1:]
         log_probs = F.log_softmax(_quarter(output.detach().float()), 1)
-        self._log_probs_of = (output, log_probs)
-        return log_probs
+        self._log_probs_of = (output, log_probs, log_probs.exp())
+        return self._log_probs_of[1:]
 
     def _counted(self, key: tuple, fn: Callable[..., T], *args: Any) -> tuple[T, int]:
         """``fn(*args)`` and its MACs, counted with FlopCounterMode the first time ``key`` (the shapes) is seen."""
@@ -212,9 +213,9 @@ class LearnedPolicy(BlockPolicy):
         """Per block: information gain plus the complexity reward; negated where the block was copied."""
         with torch.no_grad():
             gh, gw = grid.shape[1:]
-            log_q = self._log_probs(previous_output)
-            log_p = self._log_probs(output)
-            kl = (log_p.exp() * (log_p - log_q)).mean(1, keepdim=True)  # mean over classes
+            log_q = self._log_probs(previous_output)[0]
+            log_p, p = self._log_probs(output)
+            kl = (p * (log_p - log_q)).mean(1, keepdim=True)  # mean over classes
             gain = F.adaptive_max_pool2d(kl, (gh, gw))[:, 0].to(grid.device)
             excess = self.running_cost - self.target
             complexity = self.complexity_weight * -(excess * abs(excess))
