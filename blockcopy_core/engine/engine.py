@@ -111,7 +111,7 @@ class BlockSparseEngine:
         self.state.check_unmodified("map")
         leaves, spec = tree_flatten(out)
         self.state.unshare_outputs(leaves)
-        self.state.keep_outputs(leaves, spec, [mode.tag_of(leaf) == BLOCK for leaf in leaves], sparse=False)
+        self.state.keep_outputs(leaves, spec, [mode.tag_of(leaf) == BLOCK for leaf in leaves])
         self.state.frame_meta = (*frames.shape, frames.dtype, frames.device)
         return out
 
@@ -131,7 +131,7 @@ class BlockSparseEngine:
         returned = [self._combine_output(i, leaf, kept, layout, refresh) if is_block else leaf
                     for i, (leaf, kept, is_block) in enumerate(zip(leaves, self.state.outputs,
                                                                    self.state.output_is_block))]
-        self.state.keep_outputs(returned, spec, self.state.output_is_block, sparse=True)
+        self.state.keep_outputs(returned, spec, self.state.output_is_block)
         return tree_unflatten(returned, spec)
 
     def _combine_output(self, i: int, blocks: Tensor, previous: Tensor, layout: BlockLayout,

@@ -101,14 +101,11 @@ class TemporalState:
             if tensor.untyped_storage().data_ptr() in out_storages:
                 self.maps[site] = tensor.clone(memory_format=torch.preserve_format)
 
-    def keep_outputs(self, outputs: list[Any], spec: Any, is_block: list[bool], sparse: bool) -> None:
+    def keep_outputs(self, outputs: list[Any], spec: Any, is_block: list[bool]) -> None:
         """Keep a frame's flattened outputs: the block-grid ones (``is_block``) by reference, the tensors returned
         to the caller, with their versions for ``check_outputs_unmodified``; the others as copies of their own.
-        After a ``sparse`` frame the outputs kept until now become the spares."""
-        if sparse:
-            self.spares, self.spare_versions = self.outputs, self.output_versions
-        else:
-            self.spares, self.spare_versions = [], []
+        The outputs kept until now become the spares (none after a dense frame, which clears the state first)."""
+        self.spares, self.spare_versions = self.outputs, self.output_versions
         self.outputs = [o if block else own_copy(o) for o, block in zip(outputs, is_block, strict=True)]
         self.output_spec, self.output_is_block = spec, is_block
         self.output_versions = [o._version if block else None for o, block in zip(outputs, is_block)]
