@@ -91,3 +91,17 @@ def test_policy_suite_times_each_network_on_the_jobs_model(capsys):
         policy, network, movements_ms, update, total, _, _, _, _ = cells
         assert total == pytest.approx(policy + network + update, abs=2e-3) and network > 0
         assert 0 < movements_ms / 1000 < network and row.endswith(" MB |")  # the last column: memory faulted in
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_layout_aware_reductions_equal_torchs(channels_last):
+    # the compact network's input cells and the reward's log-softmax, computed in the map's own memory layout
+    from blockcopy_core.policies.learned import _cell_means, _channel_log_softmax
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(2, 19, 48, 96, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=fmt)
+    for size in [(6, 12), (48, 96), (1, 1), (5, 7)]:  # (5, 7) does not divide the map: adaptive pooling's cells
+        torch.testing.assert_close(_cell_means(x, size), torch.nn.functional.adaptive_avg_pool2d(x, size))
+    log_probs = _channel_log_softmax(x)
+    torch.testing.assert_close(log_probs, torch.log_softmax(x, 1))
+    assert log_probs.is_contiguous(memory_format=fmt)
