@@ -6,6 +6,7 @@ import torch
 from blockcopy_core import BlockCopySettings
 from blockcopy_core.benchmarks import policy as policy_suite
 from blockcopy_core.policies import POLICY_NETS, ClipState, LearnedPolicy
+from blockcopy_core.policies.learned import _cell_means, _channel_log_softmax
 
 CLASSES = 19
 
@@ -96,8 +97,6 @@ def test_policy_suite_times_each_network_on_the_jobs_model(capsys):
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_layout_aware_reductions_equal_torchs(channels_last):
     # the compact network's input cells and the reward's log-softmax, computed in the map's own memory layout
-    from blockcopy_core.policies.learned import _cell_means, _channel_log_softmax
-
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(2, 19, 48, 96, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=fmt)
     for size in [(6, 12), (48, 96), (1, 1), (5, 7)]:  # (5, 7) does not divide the map: adaptive pooling's cells
