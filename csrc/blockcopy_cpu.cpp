@@ -1,4 +1,5 @@
-// Block movements for the BlockCopy engine on the CPU (OpenMP): split, combine, transfer, block_pad.
+// Block movements for the BlockCopy engine on the CPU (OpenMP): split, combine, transfer, block_pad, and
+// upsample_into (a bilinear resize of padded blocks written straight into a map).
 //
 // Maps are N x C x H x W tensors, contiguous in NCHW or channels_last (NHWC); packed blocks are B x C x b x b
 // in the same layout (rows contiguous; a cropped view is fine). A block is named by its linear index
@@ -152,6 +153,67 @@ void pad_rows(const at::Tensor& blocks, const int64_t* pos, const at::Tensor& st
   }
 }
 
+// Source pixel and weights of each output pixel of a bilinear resize by `factor` (align_corners=False), as
+// PyTorch computes them, for the block's own `side` outputs of a padded block of `padded` pixels a side whose
+// first `factor` outputs (those of the 1-pixel halo) are skipped.
+struct Taps {
+  std::vector<int64_t> lo, hi;
+  std::vector<float> w_lo, w_hi;
+};
+
+Taps bilinear_taps(int64_t padded, int64_t factor, int64_t side) {
+  const float scale = static_cast<float>(padded) / static_cast<float>(padded * factor);
+  Taps t{std::vector<int64_t>(side), std::vector<int64_t>(side), std::vector<float>(side), std::vector<float>(side)};
+  for (int64_t o = 0; o < side; ++o) {
+    const float src = std::max(scale * (static_cast<float>(o + factor) + 0.5f) - 0.5f, 0.0f);
+    const int64_t lo = static_cast<int64_t>(src);
+    t.lo[o] = lo;
+    t.hi[o] = lo + (lo < padded - 1 ? 1 : 0);
+    t.w_hi[o] = src - static_cast<float>(lo);
+    t.w_lo[o] = 1.0f - t.w_hi[o];
+  }
+  return t;
+}
+
+// Bilinear resize of each padded block (B x C x p x p, channels_last) by `factor`, cropped to the block's own
+// (p - 2) * factor outputs a side, written into the channels_last map at the block's index (negative: skip).
+// Separably, per output row: the two source rows blended into a float row, then that row resized along x, all
+// channels of a pixel at once. (In NCHW a pixel's taps are single values: PyTorch's resize is faster there.)
+template <typename scalar_t>
+void upsample_rows(const at::Tensor& padded, at::Tensor& dense, const std::vector<int64_t>& ids, int64_t factor) {
+  const Layout d = layout_of(dense, "map");
+  const int64_t p = padded.size(2), side = (p - 2) * factor, c = d.c;
+  const int64_t gh = d.h / side, gw = d.w / side;
+  const Taps t = bilinear_taps(p, factor, side);
+  const scalar_t* in = padded.data_ptr<scalar_t>();
+  scalar_t* out = dense.data_ptr<scalar_t>();
+  const int64_t rows = (int64_t)ids.size() * side;
+#pragma omp parallel if (rows * side * c > 16384)
+  {
+    std::vector<float> blend(p * c);
+#pragma omp for
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t m = r / side, y = r % side, id = ids[m];
+      if (id < 0) continue;
+      const int64_t n = id / (gh * gw), gy = (id / gw) % gh, gx = id % gw;
+      const scalar_t* row_lo = in + (m * p + t.lo[y]) * p * c;
+      const scalar_t* row_hi = in + (m * p + t.hi[y]) * p * c;
+      const float h_lo = t.w_lo[y], h_hi = t.w_hi[y];
+      for (int64_t k = 0; k < p * c; ++k) {
+        blend[k] = h_lo * static_cast<float>(row_lo[k]) + h_hi * static_cast<float>(row_hi[k]);
+      }
+      scalar_t* orow = out + ((n * d.h + gy * side + y) * d.w + gx * side) * c;
+      for (int64_t x = 0; x < side; ++x) {
+        const float* a = blend.data() + t.lo[x] * c;
+        const float* b = blend.data() + t.hi[x] * c;
+        const float w_lo = t.w_lo[x], w_hi = t.w_hi[x];
+        scalar_t* o = orow + x * c;
+        for (int64_t k = 0; k < c; ++k) o[k] = static_cast<scalar_t>(w_lo * a[k] + w_hi * b[k]);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 at::Tensor split(const at::Tensor& dense, const at::Tensor& idx, int64_t block) {
@@ -218,6 +280,26 @@ at::Tensor block_pad(const at::Tensor& blocks, const at::Tensor& block_pos, cons
   return out;
 }
 
+void upsample_into(const at::Tensor& padded, int64_t factor, const at::Tensor& idx, at::Tensor dense) {
+  Layout d = layout_of(dense, "map");
+  TORCH_CHECK(factor >= 1, "factor must be >= 1, got ", factor);
+  TORCH_CHECK(padded.dim() == 4 && padded.device().is_cpu() && padded.size(1) == d.c && padded.size(2) > 2 &&
+                  padded.size(3) == padded.size(2),
+              "padded blocks must be a CPU tensor B x ", d.c, " x p x p with p > 2");
+  const auto cl = at::MemoryFormat::ChannelsLast;
+  TORCH_CHECK(dense.is_contiguous(cl) && padded.is_contiguous(cl),
+              "upsample_into takes a channels_last map and channels_last padded blocks");
+  TORCH_CHECK(padded.scalar_type() == dense.scalar_type(), "padded blocks and map must share the dtype");
+  const int64_t side = (padded.size(2) - 2) * factor;
+  TORCH_CHECK(d.h % side == 0 && d.w % side == 0, "upsampled block size ", side, " does not divide the map size ",
+              d.h, "x", d.w);
+  auto ids = indices(idx, d.n * (d.h / side) * (d.w / side), true);
+  TORCH_CHECK((int64_t)ids.size() == padded.size(0), "one block index per padded block (", padded.size(0), ")");
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dense.scalar_type(), "upsample_into", [&] {
+    upsample_rows<scalar_t>(padded, dense, ids, factor);
+  });
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("split", &split, "packed blocks idx of a map (B x C x b x b)");
   m.def("combine", &combine, "write packed blocks into a map in place (negative indices skip; border > 0: only "
@@ -226,4 +308,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("block_pad", &block_pad, "blocks idx with a (top, bottom, left, right) halo from current and stale blocks",
         py::arg("blocks"), py::arg("block_pos"), py::arg("stale"), py::arg("idx"), py::arg("halo"), py::arg("replicate"),
         py::arg("value"), py::arg("out") = py::none());
+  m.def("upsample_into", &upsample_into, "bilinear resize (align_corners=False) of blocks padded by 1 pixel, "
+        "cropped to the blocks and written into a map in place (negative indices skip)");
 }

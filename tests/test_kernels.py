@@ -1,6 +1,7 @@
 """The compiled block-movement kernels equal their PyTorch twins exactly (CPU; the CUDA kernels run on the CPU
 thread by thread, ``cuda_emulation``; and CUDA where a GPU is visible: float32/float16/bfloat16, NCHW and
-channels_last, random grids, halos 0-3, edge and corner blocks), CUDA checks block indices on the device (and
+channels_last, random grids, halos 0-3, edge and corner blocks), the CPU's resize of blocks into a map to float
+rounding, CUDA checks block indices on the device (and
 emulated), and the CUDA sources compile (the binding against torch's headers, slow); the module ``pip install``
 prebuilt is the one used; the first-use build is keyed by its sources and survives a killed or a hung build."""
 
@@ -175,6 +176,35 @@ def test_combine_border_matches_twin(ext, case, border, margin):
     got, want = dense.clone(), dense.clone()
     ext.combine(blocks, masked, got, border)
     assert torch.equal(got, twins.combine(blocks, masked, want, border))
+
+
+@settings(max_examples=60, deadline=None)
+@given(maps(), st.integers(1, 4))
+def test_upsample_into_matches_twin_to_float_rounding(case, factor):
+    """The CPU kernel that resizes padded blocks straight into a channels_last map (the model's final upsampling)
+    gives PyTorch's bilinear resize of the blocks, written at their indices, up to the order of its float sums;
+    blocks not named, and those named -1, keep their values."""
+    dense, idx, block = case
+    ext = kernels.prebuilt(kernels.CPU) or kernels.build(cuda=False)
+    g = torch.Generator().manual_seed(int(idx.sum()) + factor)
+    big = torch.randn(dense.shape[0], dense.shape[1], dense.shape[2] * factor, dense.shape[3] * factor,
+                      generator=g).to(dense.dtype).contiguous(memory_format=torch.channels_last)
+    idx = torch.where(torch.rand(idx.shape, generator=g) < 0.2, -1, idx)  # a padded batch's rows
+    padded = torch.randn(idx.numel(), dense.shape[1], block + 2, block + 2, generator=g).to(dense.dtype)
+    padded = padded.contiguous(memory_format=torch.channels_last)
+    got, want = big.clone(), big.clone()
+    ext.upsample_into(padded, factor, idx, got)
+    twins.upsample_into(padded, factor, idx, want)
+    scale = float(padded.abs().max()) if padded.numel() else 0.0
+    torch.testing.assert_close(got.float(), want.float(), rtol=0, atol=4 * torch.finfo(dense.dtype).eps * scale)
+    untouched = want == big  # outside the written blocks (and where a write left the value as it was)
+    assert torch.equal(got[untouched], big[untouched])
+
+
+def test_upsample_into_refuses_nchw_maps():
+    ext = kernels.prebuilt(kernels.CPU) or kernels.build(cuda=False)
+    with pytest.raises(RuntimeError, match="channels_last"):
+        ext.upsample_into(torch.zeros(1, 2, 4, 4), 2, torch.tensor([0]), torch.zeros(1, 2, 4, 4))
 
 
 def test_combine_border_twin_writes_the_frame_only():

@@ -1,7 +1,8 @@
 """Block-sparse execution engine with temporal feature propagation (BlockCopy).
 
 ``BlockSparseEngine`` runs an unchanged model on the executed blocks of each frame; ``ops`` holds the four
-block movements (compiled kernels or their PyTorch twins in ``twins``).
+block movements and the resize of the model's output blocks straight into the output (compiled kernels or their
+PyTorch twins in ``twins``).
 """
 
 from .engine import BlockSparseEngine

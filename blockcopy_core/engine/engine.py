@@ -110,6 +110,7 @@ class BlockSparseEngine:
             out = self.model(frames)
         self.state.check_unmodified("map")
         leaves, spec = tree_flatten(out)
+        mode.mark_output_resizes(leaves)
         self.state.unshare_outputs(leaves)
         self.state.keep_outputs(leaves, spec, [mode.tag_of(leaf) == BLOCK for leaf in leaves])
         self.state.frame_meta = (*frames.shape, frames.dtype, frames.device)
@@ -128,15 +129,16 @@ class BlockSparseEngine:
             raise RuntimeError("the model's output structure differs from the last dense frame's")
         # where a spare output (see _combine_output) lacks the previous output's blocks and this frame copies them
         refresh = None if previous_layout is None else layout.newly_copied(previous_layout)
-        returned = [self._combine_output(i, leaf, kept, layout, refresh) if is_block else leaf
-                    for i, (leaf, kept, is_block) in enumerate(zip(leaves, self.state.outputs,
-                                                                   self.state.output_is_block))]
+        returned = [self._combine_output(i, leaf, kept, layout, refresh, mode.deferred_resize(leaf)) if is_block
+                    else leaf for i, (leaf, kept, is_block) in enumerate(zip(leaves, self.state.outputs,
+                                                                             self.state.output_is_block))]
         self.state.keep_outputs(returned, spec, self.state.output_is_block)
         return tree_unflatten(returned, spec)
 
     def _combine_output(self, i: int, blocks: Tensor, previous: Tensor, layout: BlockLayout,
-                        refresh: Tensor | None) -> Tensor:
-        """Output ``i``: the executed ``blocks`` over the ``previous`` output's copied ones. Written into the output
+                        refresh: Tensor | None, resize: tuple[Tensor, int] | None) -> Tensor:
+        """Output ``i``: the executed ``blocks`` over the ``previous`` output's copied ones; where ``blocks`` is a
+        resize's placeholder, ``resize`` (padded blocks, factor) resized straight into it. Written into the output
         returned before ``previous`` (the spare) when nothing references it any more: it differs from ``previous``
         only at the blocks the last frame executed, so only ``refresh``, those of them this frame copies, move (a
         learned policy executes much the same blocks frame after frame); else into a new tensor, with every copied
@@ -147,6 +149,8 @@ class BlockSparseEngine:
             out = ops.transfer(previous, torch.empty_like(previous), layout.stale_idx, block)
         else:
             out = ops.transfer(previous, spare, refresh, block)
+        if resize is not None:
+            return ops.upsample_into(*resize, layout.write_idx, out)
         return ops.combine(blocks, layout.write_idx, out)
 
     def state_nbytes(self) -> int:

@@ -8,7 +8,10 @@ across block borders are call sites, numbered by execution order, each with one 
   for copied ones (``ops.block_pad``), then the op with padding 0. The blocks are kept by reference and the
   next frame writes into the stored map only those it does not execute again (carried blocks), and of those
   only the frame as wide as the halo: the inner pixels of a copied block are never read;
-- bilinear resize of blocks: the same with a 1-pixel edge-clamped halo, then crop; nearest needs no halo;
+- bilinear resize of blocks: the same with a 1-pixel edge-clamped halo, then crop; nearest needs no halo. When
+  the dense frame showed that the model returns the result as it is and no op reads it (a segmentation
+  network's final upsampling), a sparse frame returns a placeholder and the engine resizes the padded blocks
+  straight into the output (``ops.upsample_into``);
 - whole-frame ops (adaptive pooling): write the blocks into the stored map, run the op on the full map;
 - a resize of a whole-frame tensor onto the block grid: resize to the full map, then split into blocks.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -30,7 +34,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from . import ops
+from . import ops, twins
 from .geometry import BlockLayout, Window
 from .sites import (
     INTERPOLATE_DEFAULTS,
@@ -86,6 +90,8 @@ class BlockMode(TorchFunctionMode):
         self.site = 0
         self.op = -1  # index of the op running now, among the ops with a tensor result
         self._tags: dict[int, tuple[weakref.ref, str, tuple[int, int]]] = {}
+        # placeholders of resizes left for the engine to write into the output: id -> (placeholder, padded, factor)
+        self._deferred: dict[int, tuple[Tensor, Tensor, int]] = {}
 
     # -- tags -------------------------------------------------------------------------------------------------
     def tag_of(self, t: Any) -> str | None:
@@ -346,14 +352,32 @@ class BlockMode(TorchFunctionMode):
                 )
             if mode == "bilinear":
                 self._store(site, x)
-            self._record(SiteRecord("interpolate", out_hw=(oh, ow), factor=oh // h))
+            self._record(SiteRecord("interpolate", out_hw=(oh, ow), factor=oh // h,
+                                    resize_op=self.op if mode == "bilinear" else -1))
             return self.set_tag(out, BLOCK)
         f, block = record.factor, x.shape[-1]
         if mode != "bilinear":
             return self.set_tag(F.interpolate(x, size=(block * f, block * f), mode=mode), BLOCK)
         xp = self._padded_blocks(site, x, (1, 1, 1, 1), True, 0.0)
-        out = F.interpolate(xp, size=((block + 2) * f, (block + 2) * f), mode="bilinear", align_corners=False)
-        return self.set_tag(out[..., f : f + block * f, f : f + block * f], BLOCK)
+        if not record.into_output:
+            return self.set_tag(twins.upsample_blocks(xp, f), BLOCK)
+        placeholder = xp.new_empty(()).expand(x.shape[0], x.shape[1], block * f, block * f)
+        self._deferred[id(placeholder)] = (placeholder, xp, f)
+        return self.set_tag(placeholder, BLOCK)
+
+    def mark_output_resizes(self, outputs: list[Any]) -> None:
+        """After a dense frame: mark the bilinear block resizes whose result is one of the model's ``outputs`` and
+        is read by no op, for sparse frames to resize straight into the output."""
+        read = {source[1] for signature in self.state.ops for source in signature.sources
+                if source[0] in (BLOCK, DENSE)}
+        returned = {self._tags[id(leaf)][2][0] for leaf in outputs if self.tag_of(leaf) == BLOCK}
+        self.state.trace = [replace(r, into_output=True) if r.resize_op in returned and r.resize_op not in read
+                            else r for r in self.state.trace]
+
+    def deferred_resize(self, output: Any) -> tuple[Tensor, int] | None:
+        """(padded blocks, factor) when ``output`` is the placeholder of a resize left for the engine, else None."""
+        entry = self._deferred.get(id(output))
+        return (entry[1], entry[2]) if entry is not None and entry[0] is output else None
 
     def _whole_frame(self, func: Callable, args: tuple, kwargs: dict) -> Tensor:
         name = op_name(func)

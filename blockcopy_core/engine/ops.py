@@ -1,4 +1,4 @@
-"""The four block movements, dispatched to the compiled kernels or, without them, to the PyTorch twins.
+"""The block movements, dispatched to the compiled kernels or, without them, to the PyTorch twins.
 
 The kernels want contiguous tensors (NCHW or channels_last) of one dtype and int64 block indices on the data's
 device; these wrappers arrange that, so callers can pass whatever the model produced.
@@ -89,6 +89,18 @@ def block_pad(
         padded = twins.block_pad(blocks, block_pos, stale, idx, halo, replicate, value)
         return padded if out is None else out.copy_(padded)
     return ext.block_pad(_like_map(blocks, stale), block_pos, stale, idx, list(halo), replicate, value, out)
+
+
+def upsample_into(padded: Tensor, factor: int, idx: Tensor, dense: Tensor) -> Tensor:
+    """Bilinear resize by ``factor`` of blocks with a 1-pixel halo (``twins.upsample_blocks``), written into
+    ``dense`` at ``idx`` in place (a negative index skips that block); returns ``dense``. On a CPU in channels_last
+    one kernel resizes straight into the map; elsewhere PyTorch resizes and ``combine`` writes."""
+    ext = _kernels_for(dense)
+    if (ext is not None and dense.device.type == "cpu" and padded.dtype == dense.dtype
+            and memory_format_of(dense) == torch.channels_last):
+        ext.upsample_into(padded.contiguous(memory_format=torch.channels_last), factor, idx, dense)
+        return dense
+    return combine(twins.upsample_blocks(padded, factor), idx, dense)
 
 
 def check_device_errors(device: torch.device) -> None:

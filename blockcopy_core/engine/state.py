@@ -33,6 +33,8 @@ class SiteRecord:
     factor: int = 1  # integer upsampling factor of a block-level resize
     out_is_block: bool = False  # a resize of a whole-frame tensor back onto the block grid
     window: Window | None = None  # kernel, stride, padding, dilation of a conv / pool site on blocks
+    resize_op: int = -1  # a bilinear resize of blocks: its index among the frame's ops
+    into_output: bool = False  # ... whose result the model returns as it is and no op reads
 
 
 @dataclass

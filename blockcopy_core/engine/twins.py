@@ -1,4 +1,4 @@
-"""Pure-PyTorch twins of the four block-movement kernels.
+"""Pure-PyTorch twins of the block-movement kernels.
 
 They are the fallback when the C++/CUDA extension cannot be built and the oracle the kernels are tested
 against, so they favour plain indexing over speed. Blocks are named by linear index (see ``geometry``).
@@ -7,6 +7,7 @@ against, so they favour plain indexing over speed. Blocks are named by linear in
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -100,3 +101,17 @@ def pad_from_map(
         outside = ((ys < 0) | (ys >= h))[:, :, None] | ((xs < 0) | (xs >= w))[:, None, :]
         out = out.masked_fill(outside[:, None], value)
     return out.contiguous(memory_format=memory_format_of(dense))
+
+
+def upsample_blocks(padded: Tensor, factor: int) -> Tensor:
+    """Bilinear resize (align_corners=False) of blocks with a 1-pixel halo (B x C x (b+2) x (b+2), the halo from
+    neighbours or edge-clamped) by ``factor``, cropped to the blocks' own outputs: B x C x b*f x b*f, a view."""
+    b = padded.shape[-1] - 2
+    out = F.interpolate(padded, size=((b + 2) * factor, (b + 2) * factor), mode="bilinear", align_corners=False)
+    return out[..., factor : factor + b * factor, factor : factor + b * factor]
+
+
+def upsample_into(padded: Tensor, factor: int, idx: Tensor, dense: Tensor) -> Tensor:
+    """``upsample_blocks`` written into ``dense`` at blocks ``idx`` (in place, negative indices skip); returns
+    ``dense``."""
+    return combine(upsample_blocks(padded, factor), idx, dense)
