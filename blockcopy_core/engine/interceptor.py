@@ -8,10 +8,8 @@ across block borders are call sites, numbered by execution order, each with one 
   for copied ones (``ops.block_pad``), then the op with padding 0. The blocks are kept by reference and the
   next frame writes into the stored map only those it does not execute again (carried blocks), and of those
   only the frame as wide as the halo: the inner pixels of a copied block are never read;
-- bilinear resize of blocks: the same with a 1-pixel edge-clamped halo, then crop; nearest needs no halo. When
-  the dense frame showed that the model returns the result as it is and no op reads it (a segmentation
-  network's final upsampling), a sparse frame returns a placeholder and the engine resizes the padded blocks
-  straight into the output (``ops.upsample_into``);
+- bilinear resize of blocks: the same with a 1-pixel edge-clamped halo, then crop; nearest needs no halo. A
+  resize the model returns as it is, read by no op, gives a placeholder: the engine resizes into the output;
 - whole-frame ops (adaptive pooling): write the blocks into the stored map, run the op on the full map;
 - a resize of a whole-frame tensor onto the block grid: resize to the full map, then split into blocks.
 
