@@ -1,6 +1,5 @@
-// Block movements for the BlockCopy engine on the CPU (OpenMP): split, combine, transfer, block_pad; and two
-// that compute on padded blocks without writing them out: max_pool_blocks and upsample_into (a bilinear resize
-// of padded blocks written straight into a map).
+// Block movements for the BlockCopy engine on the CPU (OpenMP): split, combine, transfer, block_pad, and
+// upsample_into (a bilinear resize of padded blocks written straight into a map).
 //
 // Maps are N x C x H x W tensors, contiguous in NCHW or channels_last (NHWC); packed blocks are B x C x b x b
 // in the same layout (rows contiguous; a cropped view is fine). A block is named by its linear index
@@ -11,8 +10,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <limits>
-#include <utility>
 #include <vector>
 
 namespace {
@@ -107,38 +104,34 @@ void move_blocks(const at::Tensor& dense, const at::Tensor& other, const std::ve
   }
 }
 
-// Reads rows of padded blocks: pixels [x0, x0 + pw) of a map row, each block column's segment taken from this
-// frame's packed blocks when that block executed (pos >= 0), else from the stale map; outside the map `value`,
-// or with `replicate` the nearest edge pixel.
+// One output row of a padded block: pixels [x0, x0 + pw) of map row y, each block column's segment taken from
+// this frame's packed blocks when that block executed (pos >= 0), else from the stale map.
 template <typename scalar_t>
-struct PaddedRows {
-  Layout d;
-  BlockStrides bst;
-  const int64_t* pos;
-  const scalar_t* stale;
-  const scalar_t* cur;
-  int64_t b, gh, gw, top, left, pw;
-  bool replicate;
-  scalar_t value;
-
-  PaddedRows(const at::Tensor& blocks, const int64_t* pos, const at::Tensor& stale, int64_t b, int64_t top,
-             int64_t left, int64_t pw, bool replicate, scalar_t value)
-      : d(layout_of(stale, "stale map")), bst(block_strides(blocks, d, b, blocks.size(0))), pos(pos),
-        stale(stale.data_ptr<scalar_t>()), cur(blocks.data_ptr<scalar_t>()), b(b), gh(d.h / b), gw(d.w / b),
-        top(top), left(left), pw(pw), replicate(replicate), value(value) {}
-
-  // Row i of block id's padded window (channel plane c in NCHW) into orow: pw pixels of `px` values.
-  void read(scalar_t* orow, int64_t id, int64_t c, int64_t i) const {
-    const int64_t px = d.nhwc ? d.c : 1, n = id / (gh * gw), gy = (id / gw) % gh, gx = id % gw;
+void pad_rows(const at::Tensor& blocks, const int64_t* pos, const at::Tensor& stale, at::Tensor& out,
+              const std::vector<int64_t>& ids, int64_t b, int64_t top, int64_t left, bool replicate, scalar_t value) {
+  Layout d = layout_of(stale, "stale map");
+  const BlockStrides bst = block_strides(blocks, d, b, blocks.size(0));
+  const int64_t gh = d.h / b, gw = d.w / b;
+  const int64_t ph = out.size(2), pw = out.size(3);
+  const int64_t planes = d.nhwc ? 1 : d.c, px = d.nhwc ? d.c : 1;  // values per pixel in a row
+  const scalar_t* src = stale.data_ptr<scalar_t>();
+  const scalar_t* cur = blocks.data_ptr<scalar_t>();
+  scalar_t* dst = out.data_ptr<scalar_t>();
+  const int64_t rows = (int64_t)ids.size() * planes * ph;
+#pragma omp parallel for if (rows * pw * px > 16384)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t m = r / (planes * ph), c = (r / ph) % planes, i = r % ph;
+    const int64_t id = ids[m], n = id / (gh * gw), gy = (id / gw) % gh, gx = id % gw;
+    scalar_t* orow = dst + (d.nhwc ? (m * ph + i) * pw * d.c : ((m * d.c + c) * ph + i) * pw);
     int64_t y = gy * b - top + i;
     if (y < 0 || y >= d.h) {
       if (!replicate) {
         std::fill(orow, orow + pw * px, value);
-        return;
+        continue;
       }
       y = std::min(std::max(y, int64_t(0)), d.h - 1);
     }
-    const scalar_t* stale_row = stale + (d.nhwc ? (n * d.h + y) * d.w * d.c : ((n * d.c + c) * d.h + y) * d.w);
+    const scalar_t* stale_row = src + (d.nhwc ? (n * d.h + y) * d.w * d.c : ((n * d.c + c) * d.h + y) * d.w);
     const int64_t x0 = gx * b - left;
     const int64_t lo = std::max(int64_t(0), -x0), hi = std::min(pw, d.w - x0);  // in-map columns [lo, hi)
     for (int64_t j = lo; j < hi;) {  // one segment per block column
@@ -156,54 +149,6 @@ struct PaddedRows {
     for (int64_t j = hi; j < pw; ++j) {
       if (replicate) std::memcpy(orow + j * px, orow + (hi - 1) * px, px * sizeof(scalar_t));
       else std::fill(orow + j * px, orow + (j + 1) * px, value);
-    }
-  }
-};
-
-// Padded blocks: every row of every block's padded window.
-template <typename scalar_t>
-void pad_rows(const PaddedRows<scalar_t>& rows_of, at::Tensor& out, const std::vector<int64_t>& ids) {
-  const Layout& d = rows_of.d;
-  const int64_t ph = out.size(2), pw = out.size(3);
-  const int64_t planes = d.nhwc ? 1 : d.c, px = d.nhwc ? d.c : 1;  // values per pixel in a row
-  scalar_t* dst = out.data_ptr<scalar_t>();
-  const int64_t rows = (int64_t)ids.size() * planes * ph;
-#pragma omp parallel for if (rows * pw * px > 16384)
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t m = r / (planes * ph), c = (r / ph) % planes, i = r % ph;
-    rows_of.read(dst + (d.nhwc ? (m * ph + i) * pw * d.c : ((m * d.c + c) * ph + i) * pw), ids[m], c, i);
-  }
-}
-
-// Max pooling (kernel k, stride s, dilation dl, no padding) of every block's padded window, channels_last, one
-// output row at a time from k padded rows read into a buffer: the padded blocks are never written out.
-template <typename scalar_t>
-void max_pool_rows(const PaddedRows<scalar_t>& rows_of, at::Tensor& out, const std::vector<int64_t>& ids,
-                   int64_t k, int64_t s, int64_t dl) {
-  const int64_t ob = out.size(2), c = rows_of.d.c, pw = rows_of.pw;
-  scalar_t* dst = out.data_ptr<scalar_t>();
-  const int64_t rows = (int64_t)ids.size() * ob;
-#pragma omp parallel if (rows * ob * c * k * k > 16384)
-  {
-    std::vector<scalar_t> window(k * pw * c);
-#pragma omp for
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t m = r / ob, oy = r % ob;
-      for (int64_t ky = 0; ky < k; ++ky) rows_of.read(window.data() + ky * pw * c, ids[m], 0, oy * s + ky * dl);
-      scalar_t* orow = dst + (m * ob + oy) * ob * c;
-      for (int64_t ox = 0; ox < ob; ++ox) {
-        scalar_t* __restrict__ o = orow + ox * c;
-        std::memcpy(o, window.data() + ox * s * c, c * sizeof(scalar_t));
-        for (int64_t ky = 0; ky < k; ++ky) {
-          for (int64_t kx = 0; kx < k; ++kx) {
-            const scalar_t* __restrict__ v = window.data() + (ky * pw + ox * s + kx * dl) * c;
-            for (int64_t j = 0; j < c; ++j) {
-              const scalar_t a = o[j], x = v[j];
-              o[j] = (x > a || x != x) ? x : a;  // NaN propagates, as in PyTorch
-            }
-          }
-        }
-      }
     }
   }
 }
@@ -299,10 +244,9 @@ void transfer(const at::Tensor& src, at::Tensor dst, const at::Tensor& idx, int6
   move_blocks(dst, src, ids, block, true, false);
 }
 
-// Checks the inputs of a padded-block op; returns the block indices and block_pos (on the CPU).
-std::pair<std::vector<int64_t>, at::Tensor> padded_inputs(const at::Tensor& blocks, const at::Tensor& block_pos,
-                                                          const at::Tensor& stale, const at::Tensor& idx,
-                                                          const std::vector<int64_t>& halo) {
+at::Tensor block_pad(const at::Tensor& blocks, const at::Tensor& block_pos, const at::Tensor& stale,
+                     const at::Tensor& idx, std::vector<int64_t> halo, bool replicate, double value,
+                     c10::optional<at::Tensor> out_buffer) {
   Layout d = layout_of(stale, "stale map");
   const int64_t block = blocks.size(-1);
   TORCH_CHECK(halo.size() == 4, "halo must be (top, bottom, left, right)");
@@ -319,15 +263,6 @@ std::pair<std::vector<int64_t>, at::Tensor> padded_inputs(const at::Tensor& bloc
   for (int64_t j = 0; j < num_blocks; ++j) {
     TORCH_CHECK(pp[j] < blocks.size(0), "block_pos entry ", pp[j], " outside the ", blocks.size(0), " blocks");
   }
-  return {ids, pos};
-}
-
-at::Tensor block_pad(const at::Tensor& blocks, const at::Tensor& block_pos, const at::Tensor& stale,
-                     const at::Tensor& idx, std::vector<int64_t> halo, bool replicate, double value,
-                     c10::optional<at::Tensor> out_buffer) {
-  auto [ids, pos] = padded_inputs(blocks, block_pos, stale, idx, halo);
-  Layout d = layout_of(stale, "stale map");
-  const int64_t block = blocks.size(-1);
   const auto fmt = d.nhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   const std::vector<int64_t> shape{(int64_t)ids.size(), d.c, block + halo[0] + halo[1], block + halo[2] + halo[3]};
   at::Tensor out;
@@ -340,30 +275,7 @@ at::Tensor block_pad(const at::Tensor& blocks, const at::Tensor& block_pos, cons
     out = at::empty(shape, stale.options(), fmt);
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, stale.scalar_type(), "block_pad", [&] {
-    const PaddedRows<scalar_t> rows_of(blocks, pos.data_ptr<int64_t>(), stale, block, halo[0], halo[2], shape[3],
-                                       replicate, static_cast<scalar_t>(value));
-    pad_rows<scalar_t>(rows_of, out, ids);
-  });
-  return out;
-}
-
-at::Tensor max_pool_blocks(const at::Tensor& blocks, const at::Tensor& block_pos, const at::Tensor& stale,
-                           const at::Tensor& idx, std::vector<int64_t> halo, int64_t kernel, int64_t stride,
-                           int64_t dilation) {
-  auto [ids, pos] = padded_inputs(blocks, block_pos, stale, idx, halo);
-  Layout d = layout_of(stale, "stale map");
-  TORCH_CHECK(d.nhwc || d.c == 1, "max_pool_blocks takes a channels_last map");
-  TORCH_CHECK(kernel >= 1 && stride >= 1 && dilation >= 1, "kernel, stride and dilation must be >= 1");
-  const int64_t block = blocks.size(-1), ph = block + halo[0] + halo[1], pw = block + halo[2] + halo[3];
-  TORCH_CHECK(ph == pw, "the padded blocks must be square, got ", ph, "x", pw);
-  const int64_t span = dilation * (kernel - 1) + 1;
-  TORCH_CHECK(ph >= span, "a window of ", span, " pixels does not fit a padded block of ", ph);
-  const int64_t ob = (ph - span) / stride + 1;
-  auto out = at::empty({(int64_t)ids.size(), d.c, ob, ob}, stale.options(), at::MemoryFormat::ChannelsLast);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, stale.scalar_type(), "max_pool_blocks", [&] {
-    const PaddedRows<scalar_t> rows_of(blocks, pos.data_ptr<int64_t>(), stale, block, halo[0], halo[2], pw, false,
-                                       static_cast<scalar_t>(-std::numeric_limits<float>::infinity()));
-    max_pool_rows<scalar_t>(rows_of, out, ids, kernel, stride, dilation);
+    pad_rows<scalar_t>(blocks, pp, stale, out, ids, block, halo[0], halo[2], replicate, static_cast<scalar_t>(value));
   });
   return out;
 }
@@ -396,10 +308,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("block_pad", &block_pad, "blocks idx with a (top, bottom, left, right) halo from current and stale blocks",
         py::arg("blocks"), py::arg("block_pos"), py::arg("stale"), py::arg("idx"), py::arg("halo"), py::arg("replicate"),
         py::arg("value"), py::arg("out") = py::none());
-  m.def("max_pool_blocks", &max_pool_blocks, "max pooling (no padding) of blocks idx with a (top, bottom, left, "
-        "right) halo from current and stale blocks (-inf outside the map), without writing the padded blocks",
-        py::arg("blocks"), py::arg("block_pos"), py::arg("stale"), py::arg("idx"), py::arg("halo"), py::arg("kernel"),
-        py::arg("stride"), py::arg("dilation") = 1);
   m.def("upsample_into", &upsample_into, "bilinear resize (align_corners=False) of blocks padded by 1 pixel, "
         "cropped to the blocks and written into a map in place (negative indices skip)");
 }

@@ -5,9 +5,8 @@ keeps freed memory as the job's do (``blockcopy_core.allocator``), on the CPU or
 float32 or (``--half``) the job's half precision. For each frame size / block size: times the static SwiftNet (NCHW
 and channels_last; the faster is the baseline), the engine in channels_last as the job runs it, with every block
 executed (dense path and block path) and with a random half of the blocks; counts MACs from the shapes that run; and
-measures the share of a sparse frame spent moving blocks (split / combine / transfer / block_pad, and the two that
-compute as they move: max_pool_blocks, the max pooling of blocks with their halo, and upsample_into, the final
-resize written into the output; on a GPU, the time to issue them). It also times frames whose number of
+measures the share of a sparse frame spent moving blocks (split / combine / transfer / block_pad, and upsample_into,
+the final resize written into the output; on a GPU, the time to issue them). It also times frames whose number of
 executed blocks is new each time, as a policy's are: unpadded, and on a GPU also with the engine's default padding
 of the block batch. Timings are the minimum over a few frames, interleaved across variants, because the machine is
 shared; each timed frame is one ``torch.utils.benchmark.Timer.timeit(1)``, which runs the variant twice untimed just
@@ -36,7 +35,7 @@ from ..macs import count_macs
 from ..models import build_swiftnet, fold_batchnorm
 from ..pipeline.config import select_dtype
 
-MOVEMENTS = ("split", "combine", "transfer", "block_pad", "max_pool_blocks", "upsample_into")
+MOVEMENTS = ("split", "combine", "transfer", "block_pad", "upsample_into")
 
 
 def parse_config(text: str) -> tuple[int, int, int]:

@@ -4,10 +4,10 @@ For each frame size / block size and each policy network: the shipped SwiftNet-R
 (``pipeline.config.build_model``: BatchNorm folded, channels_last), wrapped with ``rl_semseg``, learns on warm-up
 clips, then runs evaluation clips while it keeps learning; the seconds per frame of its three stages (policy
 forward, block-sparse network, reward and policy update, from ``BlockCopyModel.stage_seconds``), of the network
-stage the engine's block movements (``ops``: split, block_pad, combine, transfer, max_pool_blocks, upsample_into)
-and the memory faulted in per frame (minor page faults: fresh pages of a heap that is still growing), the static
-model's seconds on the same frames, and the policy network's MACs. Frames of the variants are interleaved, clip by
-clip, because the machine is shared.
+stage the engine's block movements (``ops``: split, block_pad, combine, transfer, upsample_into) and the memory
+faulted in per frame (minor page faults: fresh pages of a heap that is still growing), the static model's seconds on
+the same frames, and the policy network's MACs. Frames of the variants are interleaved, clip by clip, because the
+machine is shared.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ the dense frame's signature (``trace``); errors name the layer the op ran in.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -30,13 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
 
 from . import ops, twins
 from .geometry import BlockLayout, Window
 from .sites import (
     INTERPOLATE_DEFAULTS,
     INTERPOLATE_NAMES,
-    MAX_POOL,
     PASS_THROUGH,
     SELF_TAGGED,
     WHOLE_FRAME_OPS,
@@ -51,13 +51,25 @@ from .sites import (
     requested_size,
 )
 from .state import SiteRecord, TemporalState
-from .trace import Signature, Source, arg_tensors, layer_of, model_tensor_names, result_tensors
+from .trace import Signature, Source, arg_tensors, layer_of, model_tensor_names
 
 BLOCK, DENSE = "block", "dense"
 # Shape queries answered with the full map's shape on sparse frames (see ``BlockMode._full_shape``).
 SHAPE_QUERIES = {"shape", "size", "__len__", "numel"}
 # Errors raised by the engine's own checks: re-raised with the layer the op ran in.
 LOCATED = (UnsupportedOpError, ValueError)
+
+
+def _tensors(obj: Any) -> Iterator[Tensor]:
+    """The tensors in an op's arguments or result (cheap for the usual flat cases; pytree otherwise)."""
+    if isinstance(obj, Tensor):
+        yield obj
+    elif isinstance(obj, (tuple, list)) and all(not isinstance(o, (tuple, list, dict)) for o in obj):
+        yield from (o for o in obj if isinstance(o, Tensor))
+    elif isinstance(obj, dict) and all(not isinstance(o, (tuple, list, dict)) for o in obj.values()):
+        yield from (o for o in obj.values() if isinstance(o, Tensor))
+    else:
+        yield from (o for o in tree_flatten(obj)[0] if isinstance(o, Tensor))
 
 
 class BlockMode(TorchFunctionMode):
@@ -91,7 +103,7 @@ class BlockMode(TorchFunctionMode):
         if isinstance(out, Tensor):
             self._tags[id(out)] = (weakref.ref(out), tag, producer or (self.op, 0))
             return out
-        for i, leaf in enumerate(result_tensors(out)):
+        for i, leaf in enumerate(_tensors(out)):
             self._tags[id(leaf)] = (weakref.ref(leaf), tag, producer or (self.op, i))
         return out
 
@@ -139,7 +151,7 @@ class BlockMode(TorchFunctionMode):
         tags = {self.tag_of(args[0])} if name in SELF_TAGGED and args else set(input_tags)
         tags.discard(None)
         out = func(*args, **kwargs)
-        if not isinstance(out, Tensor) and next(result_tensors(out), None) is None:
+        if not isinstance(out, Tensor) and next(_tensors(out), None) is None:
             return out
         self._follow(func, name, inputs)
         if not tags:
@@ -234,14 +246,6 @@ class BlockMode(TorchFunctionMode):
         self.state.keep_pending(site, x)
         return padded
 
-    def _pooled_blocks(self, site: int, x: Tensor, halo: tuple[int, int, int, int], window: Window) -> Tensor:
-        """Max pooling of blocks ``x`` with the halo ``_padded_blocks`` gives them, without writing padded blocks."""
-        stored = self._bring_up_to_date(site, border=max(halo))
-        out = ops.max_pool_blocks(x, self.layout.block_pos, stored, self.layout.exec_idx, halo, window.kernel[0],
-                                  window.stride[0], window.dilation[0])
-        self.state.keep_pending(site, x)
-        return out
-
     def _full_hw(self, x: Tensor) -> tuple[int, int]:
         """The map size a block-packed tensor stands for."""
         gh, gw = self.layout.grid_hw
@@ -271,10 +275,8 @@ class BlockMode(TorchFunctionMode):
                                      "frame that recorded it")
         block = x.shape[-1]
         out_block = self._strided_block(spec.name, block, window.stride)
-        if spec is MAX_POOL and any(halo) and ops.pools_blocks(self.state.maps[site], window.kernel, window.dilation):
-            out = self._pooled_blocks(site, x, halo, window)
-        else:
-            out = spec.unpadded(self._padded_blocks(site, x, halo, False, spec.pad_value) if any(halo) else x, p)
+        xp = self._padded_blocks(site, x, halo, False, spec.pad_value) if any(halo) else x
+        out = spec.unpadded(xp, p)
         if out.shape[-2:] != (out_block, out_block):
             out = out[..., :out_block, :out_block]
         return self.set_tag(out, BLOCK)

@@ -91,23 +91,6 @@ def block_pad(
     return ext.block_pad(_like_map(blocks, stale), block_pos, stale, idx, list(halo), replicate, value, out)
 
 
-def pools_blocks(stale: Tensor, kernel: tuple[int, int], dilation: tuple[int, int]) -> bool:
-    """Whether a kernel pools blocks straight from ``stale``'s site (``max_pool_blocks``): a CPU map in
-    channels_last, a square window."""
-    return (stale.device.type == "cpu" and memory_format_of(stale) == torch.channels_last
-            and kernel[0] == kernel[1] and dilation[0] == dilation[1] and _kernels_for(stale) is not None)
-
-
-def max_pool_blocks(blocks: Tensor, block_pos: Tensor, stale: Tensor, idx: Tensor, halo: tuple[int, int, int, int],
-                    kernel: int, stride: int, dilation: int) -> Tensor:
-    """Max pooling without padding of blocks ``idx`` with their halo, read as ``block_pad`` reads them (-inf
-    outside the map); where ``pools_blocks`` says so one kernel pools them without writing the padded blocks."""
-    if not pools_blocks(stale, (kernel, kernel), (dilation, dilation)):
-        return twins.max_pool_blocks(blocks, block_pos, stale, idx, halo, kernel, stride, dilation)
-    return _kernels_for(stale).max_pool_blocks(_like_map(blocks, stale), block_pos, stale, idx, list(halo), kernel,
-                                               stride, dilation)
-
-
 def upsample_into(padded: Tensor, factor: int, idx: Tensor, dense: Tensor) -> Tensor:
     """Bilinear resize by ``factor`` of blocks with a 1-pixel halo (``twins.upsample_blocks``), written into
     ``dense`` at ``idx`` in place (a negative index skips that block); returns ``dense``. On a CPU in channels_last

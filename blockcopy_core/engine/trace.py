@@ -10,11 +10,10 @@ value computed from a whole-frame result may change from frame to frame without 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, NamedTuple
 
 from torch import Tensor, nn
-from torch.utils._pytree import tree_flatten
 
 SCALARS = frozenset({int, float, bool, str, type(None)})  # argument types that never hold a tensor
 Source = tuple[Hashable, ...]  # ("block" | "dense", op, output) | ("param", name) | ("const", shape, dtype)
@@ -67,18 +66,6 @@ def arg_tensors(args: tuple, kwargs: dict) -> tuple[Tensor, ...]:
     if kwargs:
         _collect_tensors(kwargs.values(), found)
     return tuple(found)
-
-
-def result_tensors(obj: Any) -> Iterator[Tensor]:
-    """The tensors in an op's result (cheap for the usual flat cases; pytree otherwise)."""
-    if isinstance(obj, Tensor):
-        yield obj
-    elif isinstance(obj, (tuple, list)) and all(not isinstance(o, (tuple, list, dict)) for o in obj):
-        yield from (o for o in obj if isinstance(o, Tensor))
-    elif isinstance(obj, dict) and all(not isinstance(o, (tuple, list, dict)) for o in obj.values()):
-        yield from (o for o in obj.values() if isinstance(o, Tensor))
-    else:
-        yield from (o for o in tree_flatten(obj)[0] if isinstance(o, Tensor))
 
 
 def layer_of(model: nn.Module) -> str:

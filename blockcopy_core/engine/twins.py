@@ -103,13 +103,6 @@ def pad_from_map(
     return out.contiguous(memory_format=memory_format_of(dense))
 
 
-def max_pool_blocks(blocks: Tensor, block_pos: Tensor, stale: Tensor, idx: Tensor, halo: tuple[int, int, int, int],
-                    kernel: int, stride: int, dilation: int) -> Tensor:
-    """Max pooling without padding of blocks ``idx`` with their halo (``block_pad`` with -inf outside the map)."""
-    padded = block_pad(blocks, block_pos, stale, idx, halo, False, float("-inf"))
-    return F.max_pool2d(padded, kernel, stride, 0, dilation)
-
-
 def upsample_blocks(padded: Tensor, factor: int) -> Tensor:
     """Bilinear resize (align_corners=False) of blocks with a 1-pixel halo (B x C x (b+2) x (b+2), the halo from
     neighbours or edge-clamped) by ``factor``, cropped to the blocks' own outputs: B x C x b*f x b*f, a view."""
