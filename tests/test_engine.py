@@ -120,7 +120,6 @@ def test_block_padding_matters(net, monkeypatch):
         assert_close(engine(x, full), dense(net, x))
 
 
-
 class ReadsItsResize(nn.Module):
     """Returns its final resize and a map computed from it: the resize must reach the second output too."""
 
@@ -143,14 +142,17 @@ def test_final_resize_is_written_straight_into_the_output(net, monkeypatch, chan
     monkeypatch.setattr(ops, "upsample_into", lambda *a: calls.append(a[1]) or upsample_into(*a))
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     reads = ReadsItsResize().eval().to(memory_format=fmt)
-    for model, resizes in ((net.to(memory_format=fmt), [4]), (reads, [])):
-        calls.clear()
-        engine, x = BlockSparseEngine(model, 16), frames(2, 32, 48, 5).contiguous(memory_format=fmt)
-        engine(x, torch.ones(2, 2, 3, dtype=torch.bool))
-        out, want = engine(x, random_grid(2, 2, 3, 0.5, 3)), dense(model, x)
-        assert calls == resizes
-        assert_close(*(torch.cat(o) if isinstance(o, tuple) else o for o in (out, want)))
-    net.to(memory_format=torch.contiguous_format)
+    try:
+        for model, resizes in ((net.to(memory_format=fmt), [4]), (reads, [])):
+            calls.clear()
+            engine, x = BlockSparseEngine(model, 16), frames(2, 32, 48, 5).contiguous(memory_format=fmt)
+            engine(x, torch.ones(2, 2, 3, dtype=torch.bool))
+            out, want = engine(x, random_grid(2, 2, 3, 0.5, 3)), dense(model, x)
+            assert calls == resizes
+            assert_close(*(torch.cat(o) if isinstance(o, tuple) else o for o in (out, want)))
+    finally:
+        net.to(memory_format=torch.contiguous_format)  # the module's shared network, as other tests expect it
+
 
 def test_batch_of_clips_equals_clips_run_alone(net):
     """One grid per image: a batch of two clips gives what each clip gives alone."""

@@ -1,9 +1,9 @@
 """The compiled block-movement kernels equal their PyTorch twins exactly (CPU; the CUDA kernels run on the CPU
 thread by thread, ``cuda_emulation``; and CUDA where a GPU is visible: float32/float16/bfloat16, NCHW and
-channels_last, random grids, halos 0-3, edge and corner blocks), the CPU's resize of blocks into a map to float
-rounding, CUDA checks block indices on the device (and
-emulated), and the CUDA sources compile (the binding against torch's headers, slow); the module ``pip install``
-prebuilt is the one used; the first-use build is keyed by its sources and survives a killed or a hung build."""
+channels_last, random grids, halos 0-3, edge and corner blocks), the CPU's resize of blocks into a map equals its
+twin to float rounding, CUDA checks block indices on the device (and emulated), and the CUDA sources compile
+(the binding against torch's headers, slow); the module ``pip install`` prebuilt is the one used; the first-use
+build is keyed by its sources and survives a killed or a hung build."""
 
 from __future__ import annotations
 
