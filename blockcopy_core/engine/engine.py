@@ -11,6 +11,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from . import ops
 from .geometry import BlockLayout, grid_shape
 from .interceptor import BLOCK, BlockMode
+from .replay import Recorder
 from .state import TemporalState, own_copy
 
 PLANNED_BATCH_SIZES = 16  # on CUDA: the block batch takes at most this many sizes below the whole grid
@@ -39,14 +40,18 @@ class BlockSparseEngine:
     ``batch_step`` pads each frame's batch of executed blocks to a multiple of that many blocks (padding rows are
     computed and dropped), so that the model sees few distinct batch sizes; None picks it by device: on CUDA a
     sixteenth of the grid's blocks (each new convolution shape costs a GPU library a new plan), elsewhere 1.
+
+    ``replay``: the first sparse frame after a dense one runs the model with every op checked and recorded, later
+    ones replay the record without the model's Python (``replay.py``); False checks every sparse frame.
     """
 
     def __init__(self, model: nn.Module, block_size: int, dense_when_full: bool = True,
-                 batch_step: int | None = None):
+                 batch_step: int | None = None, replay: bool = True):
         self.model = model
         self.block_size = block_size
         self.dense_when_full = dense_when_full
         self.batch_step = batch_step
+        self.replay = replay
         self.state = TemporalState()
 
     def reset(self) -> None:
@@ -118,10 +123,17 @@ class BlockSparseEngine:
 
     def _sparse_frame(self, frames: Tensor, layout: BlockLayout) -> Any:
         mode = BlockMode(self.state, layout, dense=False, model_input=frames, model=self.model)
-        blocks = mode.set_tag(ops.split(frames, layout.exec_idx, self.block_size), BLOCK)
-        with mode:
-            out = self.model(blocks)
-        mode.check_complete()
+        blocks = ops.split(frames, layout.exec_idx, self.block_size)
+        plan = self.state.plan if self.replay else None
+        if plan is not None and plan.fits(self.model):
+            out = plan.run(mode, blocks)
+        else:
+            mode.set_tag(blocks, BLOCK)
+            mode.recorder = Recorder(blocks) if self.replay else None
+            with mode:
+                out = self.model(blocks)
+            mode.check_complete()
+            self.state.plan = mode.recorder.plan(out, self.model) if self.replay else None
         self.state.check_unmodified("pending")
         previous_layout, self.state.pending_layout = self.state.pending_layout, layout
         leaves, spec = tree_flatten(out)

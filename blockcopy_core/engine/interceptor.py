@@ -16,7 +16,8 @@ across block borders are call sites, numbered by execution order, each with one 
 On a dense frame (every block executed) the model runs as it is at full resolution and each site only keeps
 a reference to its input: that refreshes the state at no cost and records the trace sparse frames follow.
 On a sparse frame a block batch answers shape queries as the full map it stands for, and every op must repeat
-the dense frame's signature (``trace``); errors name the layer the op ran in.
+the dense frame's signature (``trace``); errors name the layer the op ran in. The first sparse frame after a
+dense one also records its ops for the clip's later sparse frames to replay (``replay``).
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from . import ops, twins
+from . import ops
 from .geometry import BlockLayout, Window
+from .replay import METADATA, Recorder, Run
+from .site_runs import block_resize_run, dense_resize_run, plain, whole_frame_run, window_run
 from .sites import (
     INTERPOLATE_DEFAULTS,
     INTERPOLATE_NAMES,
@@ -90,6 +93,7 @@ class BlockMode(TorchFunctionMode):
         self._tags: dict[int, tuple[weakref.ref, str, tuple[int, int]]] = {}
         # placeholders of resizes left for the engine to write into the output: id -> (placeholder, padded, factor)
         self._deferred: dict[int, tuple[Tensor, Tensor, int]] = {}
+        self.recorder: Recorder | None = None  # set on a sparse frame whose ops are to be recorded for replay
 
     # -- tags -------------------------------------------------------------------------------------------------
     def tag_of(self, t: Any) -> str | None:
@@ -152,8 +156,12 @@ class BlockMode(TorchFunctionMode):
         tags.discard(None)
         out = func(*args, **kwargs)
         if not isinstance(out, Tensor) and next(_tensors(out), None) is None:
+            if self.recorder is not None and name not in METADATA:
+                self.recorder.refuse()  # a value read into Python may steer the forward elsewhere next frame
             return out
         self._follow(func, name, inputs)
+        if self.recorder is not None:
+            self.recorder.record(plain(func), args, kwargs, out, self.tag_of)
         if not tags:
             return out
         if tags == {BLOCK, DENSE}:
@@ -258,7 +266,7 @@ class BlockMode(TorchFunctionMode):
         tag = self.tag_of(x)
         if tag != BLOCK:
             self._record(SiteRecord(spec.name))
-            return self.set_tag(func(*args, **kwargs), tag)
+            return self.set_tag(self._call(plain(func), args, kwargs), tag)
         if x.dim() != 4:
             raise UnsupportedOpError(f"{spec.name} on a {x.dim()}-D tensor (blocks need N x C x H x W)")
         window = spec.window(p)
@@ -273,13 +281,8 @@ class BlockMode(TorchFunctionMode):
         if window != record.window:
             raise UnsupportedOpError(f"{spec.name} runs with {window} on this frame, {record.window} on the dense "
                                      "frame that recorded it")
-        block = x.shape[-1]
-        out_block = self._strided_block(spec.name, block, window.stride)
-        xp = self._padded_blocks(site, x, halo, False, spec.pad_value) if any(halo) else x
-        out = spec.unpadded(xp, p)
-        if out.shape[-2:] != (out_block, out_block):
-            out = out[..., :out_block, :out_block]
-        return self.set_tag(out, BLOCK)
+        out_block = self._strided_block(spec.name, x.shape[-1], window.stride)
+        return self.set_tag(self._call(window_run(site, spec, halo, out_block), args, kwargs), BLOCK)
 
     def _strided_block(self, name: str, block: int, stride: tuple[int, int]) -> int:
         if stride[0] != stride[1] or block % stride[0]:
@@ -312,11 +315,11 @@ class BlockMode(TorchFunctionMode):
     def _interpolate(self, func: Callable, args: tuple, kwargs: dict) -> Tensor:
         site, record = self._next_site()
         p = bind(args, kwargs, INTERPOLATE_NAMES, INTERPOLATE_DEFAULTS)
-        x, mode = p["input"], p["mode"]
+        x = p["input"]
         tag = self.tag_of(x)
         if tag is None:
             self._record(SiteRecord("interpolate"))
-            return func(*args, **kwargs)
+            return self._call(plain(func), args, kwargs)
         if not self.dense and x.dim() == 4:
             self._check_size("interpolate", requested_size(p, self._full_hw(x) if tag == BLOCK else x.shape[-2:]),
                              record)
@@ -328,10 +331,8 @@ class BlockMode(TorchFunctionMode):
             on_grid = x.dim() == 4 and self.layout.block_of_level(out_hw) is not None
             self._record(SiteRecord("interpolate", out_hw=out_hw, out_is_block=on_grid))
             return self.set_tag(out, BLOCK if on_grid else DENSE)
-        out = func(x, size=record.out_hw, mode=mode, align_corners=p["align_corners"], antialias=p["antialias"])
-        if not record.out_is_block:
-            return self.set_tag(out, DENSE)
-        return self.set_tag(ops.split(out, self.layout.exec_idx, self.layout.block_of_level(record.out_hw)), BLOCK)
+        out = self._call(dense_resize_run(record), args, kwargs)
+        return self.set_tag(out, BLOCK if record.out_is_block else DENSE)
 
     def _interpolate_blocks(self, site: int, record: SiteRecord | None, func: Callable, args: tuple,
                             kwargs: dict, p: dict[str, Any]) -> Tensor:
@@ -353,15 +354,7 @@ class BlockMode(TorchFunctionMode):
             self._record(SiteRecord("interpolate", out_hw=(oh, ow), factor=oh // h,
                                     resize_op=self.op if mode == "bilinear" else -1))
             return self.set_tag(out, BLOCK)
-        f, block = record.factor, x.shape[-1]
-        if mode != "bilinear":
-            return self.set_tag(F.interpolate(x, size=(block * f, block * f), mode=mode), BLOCK)
-        xp = self._padded_blocks(site, x, (1, 1, 1, 1), True, 0.0)
-        if not record.into_output:
-            return self.set_tag(twins.upsample_blocks(xp, f), BLOCK)
-        placeholder = xp.new_empty(()).expand(x.shape[0], x.shape[1], block * f, block * f)
-        self._deferred[id(placeholder)] = (placeholder, xp, f)
-        return self.set_tag(placeholder, BLOCK)
+        return self.set_tag(self._call(block_resize_run(site, record), args, kwargs), BLOCK)
 
     def mark_output_resizes(self, outputs: list[Any]) -> None:
         """After a dense frame: mark the bilinear block resizes whose result is one of the model's ``outputs`` and
@@ -385,7 +378,7 @@ class BlockMode(TorchFunctionMode):
         tag = self.tag_of(x)
         if tag != BLOCK:
             self._record(SiteRecord(name))
-            return self.set_tag(func(*args, **kwargs), tag)
+            return self.set_tag(self._call(plain(func), args, kwargs), tag)
         if p["return_indices"]:
             raise UnsupportedOpError(f"{name} with return_indices=True")
         if self.dense:
@@ -394,6 +387,13 @@ class BlockMode(TorchFunctionMode):
             self._record(SiteRecord(name, out_hw=tuple(out.shape[-2:])))
             return self.set_tag(out, DENSE)
         self._check_size(name, requested_pool_size(p["output_size"], self._full_hw(x)), record)
-        stored = self._bring_up_to_date(site)
-        ops.combine(x, self.layout.write_idx, stored)
-        return self.set_tag(func(stored, record.out_hw), DENSE)
+        return self.set_tag(self._call(whole_frame_run(site, func, record), args, kwargs), DENSE)
+
+    # -- recording for replay ---------------------------------------------------------------------------------
+    def _call(self, run: Run, args: tuple, kwargs: dict) -> Any:
+        """``run`` this op's work (the plain op, or on a sparse frame its block work), recorded when recording."""
+        out = run(self, args, kwargs)
+        if self.recorder is not None:
+            self.recorder.record(run, args, kwargs, out, self.tag_of)
+        return out
+

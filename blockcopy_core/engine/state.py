@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .geometry import BlockLayout, Window
+from .replay import Plan
 from .trace import Signature
 
 
@@ -58,6 +59,7 @@ class TemporalState:
     # ``pending_layout`` executed), and its version then: the next sparse frame may write into it
     spares: list[Tensor | None] = field(default_factory=list)
     spare_versions: list[int | None] = field(default_factory=list)
+    plan: Plan | None = None  # the recorded ops of the first sparse frame since the dense one, for the others
 
     @property
     def empty(self) -> bool:
@@ -84,6 +86,7 @@ class TemporalState:
         self.output_versions = []
         self.params = {}
         self.spares, self.spare_versions = [], []
+        self.plan = None
 
     def store(self, site: int, tensor: Tensor, owned: bool) -> None:
         """Keep ``tensor`` as a site's map; by reference (it is this frame's activation, nobody else's) unless
