@@ -68,6 +68,15 @@ class Plan:
     def __init__(self, steps: list[Step], outputs: list[Any], output_spec: Any, model: nn.Module):
         self.steps, self.outputs, self.output_spec = steps, outputs, output_spec
         self._model, self._fingerprint = model, _fingerprint(model)
+        # per step, the outputs of earlier steps that no later step reads (nor the model returns): dropped after
+        # it, as the model's own Python would drop them, so that memory is reused while it is still in cache
+        last = {ref: i for i, step in enumerate(steps) for _, ref in step.refs}
+        last.update((leaf.ref, len(steps)) for leaf in outputs if isinstance(leaf, _Output))
+        self._read = set(last)  # the outputs worth keeping at all
+        self._dropped: list[list[tuple[int, int]]] = [[] for _ in steps]
+        for ref, i in last.items():
+            if i < len(steps):
+                self._dropped[i].append(ref)
 
     def fits(self, model: nn.Module) -> bool:
         """Whether the plan still describes ``model``'s forward (the same modules, modes and tensors)."""
@@ -76,12 +85,16 @@ class Plan:
     def run(self, mode: Any, blocks: Tensor) -> Any:
         """The model's output on ``blocks`` (this frame's executed blocks), ``mode`` holding the frame's state."""
         values: dict[tuple[int, int], Tensor] = {INPUT: blocks}
-        for i, step in enumerate(self.steps):
+        for i, (step, dropped) in enumerate(zip(self.steps, self._dropped)):
             out = step(mode, values)
+            for ref in dropped:
+                del values[ref]
             if isinstance(out, Tensor):
-                values[(i, 0)] = out
+                if (i, 0) in self._read:
+                    values[(i, 0)] = out
             else:
-                values.update(((i, j), t) for j, t in enumerate(tree_flatten(out)[0]) if isinstance(t, Tensor))
+                values.update(((i, j), t) for j, t in enumerate(tree_flatten(out)[0])
+                              if isinstance(t, Tensor) and (i, j) in self._read)
         leaves = [values[leaf.ref] if isinstance(leaf, _Output) else leaf for leaf in self.outputs]
         return tree_unflatten(leaves, self.output_spec)
 
