@@ -98,3 +98,16 @@ def test_a_changed_model_is_checked_and_recorded_again(change):
     net[0].weight = nn.Parameter(torch.randn_like(net[0].weight))
     for x, grid in frames[3:]:
         assert torch.equal(engine(x, grid), reference(x, grid))
+
+
+def test_the_record_holds_no_activation():
+    """Only the model's parameters stay in a record: each replay brings its own activations (a record that kept
+    the recorded frame's would hold a frame of activations for the whole clip)."""
+    torch.manual_seed(0)
+    net = Net().eval()
+    engine = BlockSparseEngine(net, 8)
+    for x, grid in clip(frames=2):
+        engine(x, grid)
+    held = [leaf for step in engine.state.plan.steps for leaf in step.leaves if isinstance(leaf, Tensor)]
+    params = {id(p) for p in net.parameters()}
+    assert held and all(id(t) in params for t in held)

@@ -141,6 +141,8 @@ class Recorder:
                     refs.append((i, ref))
                 elif tag_of(leaf) is not None:
                     self.refuse()
+        for i, _ in refs:
+            leaves[i] = None  # the record holds no activation of this frame: each replay puts its own there
         index = len(self.steps)
         self.steps.append(Step(run, leaves, refs, spec, len(args), tuple(kwargs)))
         if isinstance(out, Tensor):
