@@ -20,6 +20,8 @@ from typing import Any
 from torch import Tensor, nn
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from .trace import SCALARS
+
 INPUT = (-1, 0)  # the reference to the frame's executed blocks, the model's input
 # Queries whose non-tensor result depends on a tensor's metadata only, never on its values.
 METADATA = frozenset({
@@ -51,15 +53,23 @@ class Step:
         return self.run(mode, tuple(leaves[: self.nargs]), dict(zip(self.keys, leaves[self.nargs:])))
 
 
-def _fingerprint(model: nn.Module) -> list[tuple[nn.Module, bool, dict, dict]]:
-    return [(m, m.training, dict(m._parameters), dict(m._buffers)) for m in model.modules()]
+def _leaf(v: Any) -> bool:
+    """Whether an argument holds no tensor inside: a tensor or a number, or a (1, 1) stride."""
+    return not isinstance(v, (tuple, list, dict)) or (not isinstance(v, dict) and SCALARS.issuperset(map(type, v)))
 
 
-def _unchanged(fingerprint: list[tuple[nn.Module, bool, dict, dict]]) -> bool:
-    return all(m.training == training and len(m._parameters) == len(params) and len(m._buffers) == len(buffers)
-               and all(m._parameters.get(k) is v for k, v in params.items())
-               and all(m._buffers.get(k) is v for k, v in buffers.items())
-               for m, training, params, buffers in fingerprint)
+class _Fingerprint:
+    """A model's modules with their training flags, and each module's parameters and buffers by identity."""
+
+    def __init__(self, model: nn.Module):
+        self.modules = list(model.modules())
+        self.training = [m.training for m in self.modules]
+        self.tables = [(d, len(d)) for m in self.modules for d in (m._parameters, m._buffers)]
+        self.tensors = [(d, k, v) for d, _ in self.tables for k, v in d.items()]
+
+    def unchanged(self) -> bool:
+        return ([m.training for m in self.modules] == self.training and all(len(d) == n for d, n in self.tables)
+                and all(d.get(k) is v for d, k, v in self.tensors))
 
 
 class Plan:
@@ -67,7 +77,7 @@ class Plan:
 
     def __init__(self, steps: list[Step], outputs: list[Any], output_spec: Any, model: nn.Module):
         self.steps, self.outputs, self.output_spec = steps, outputs, output_spec
-        self._model, self._fingerprint = model, _fingerprint(model)
+        self._model, self._fingerprint = model, _Fingerprint(model)
         # per step, the outputs of earlier steps that no later step reads (nor the model returns): dropped after
         # it, as the model's own Python would drop them, so that memory is reused while it is still in cache
         last = {ref: i for i, step in enumerate(steps) for _, ref in step.refs}
@@ -80,7 +90,7 @@ class Plan:
 
     def fits(self, model: nn.Module) -> bool:
         """Whether the plan still describes ``model``'s forward (the same modules, modes and tensors)."""
-        return model is self._model and _unchanged(self._fingerprint)
+        return model is self._model and self._fingerprint.unchanged()
 
     def run(self, mode: Any, blocks: Tensor) -> Any:
         """The model's output on ``blocks`` (this frame's executed blocks), ``mode`` holding the frame's state."""
@@ -128,8 +138,7 @@ class Recorder:
         """An op that returned tensors: ``run(mode, args, kwargs)`` redoes its block work on another frame. A
         tensor argument that no recorded op produced is kept as it is: a parameter or a constant; one the mode
         tagged (``tag_of``) as a block or whole-frame tensor makes the record unfit for replay."""
-        flat = all(not isinstance(v, (tuple, list, dict)) for v in (*args, *kwargs.values()))
-        if flat:
+        if all(map(_leaf, (*args, *kwargs.values()))):
             leaves, spec = [*args, *kwargs.values()], None
         else:
             leaves, spec = tree_flatten((args, kwargs))
