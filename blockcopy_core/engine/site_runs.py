@@ -11,7 +11,7 @@ from torch import Tensor
 
 from . import ops, twins
 from .replay import Run
-from .sites import INTERPOLATE_DEFAULTS, INTERPOLATE_NAMES, WindowSpec, bind
+from .sites import INTERPOLATE_DEFAULTS, INTERPOLATE_NAMES, WHOLE_FRAME_OPS, WindowSpec, bind
 from .state import SiteRecord
 
 
@@ -63,6 +63,6 @@ def whole_frame_run(site: int, func: Callable, record: SiteRecord) -> Run:
     """A whole-frame op on blocks: the blocks written into the site's stored map, the op on the full map."""
     def run(mode: Any, args: tuple, kwargs: dict) -> Tensor:
         stored = mode._bring_up_to_date(site)
-        ops.combine(args[0] if args else kwargs["input"], mode.layout.write_idx, stored)
+        ops.combine(bind(args, kwargs, WHOLE_FRAME_OPS[func], {})["input"], mode.layout.write_idx, stored)
         return func(stored, record.out_hw)
     return run
