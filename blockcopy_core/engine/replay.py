@@ -148,10 +148,9 @@ class Recorder:
                 ref = self.ref_of(leaf)
                 if ref is not None:
                     refs.append((i, ref))
+                    leaves[i] = None  # the record holds no activation of this frame: each replay puts its own there
                 elif tag_of(leaf) is not None:
                     self.refuse()
-        for i, _ in refs:
-            leaves[i] = None  # the record holds no activation of this frame: each replay puts its own there
         index = len(self.steps)
         self.steps.append(Step(run, leaves, refs, spec, len(args), tuple(kwargs)))
         if isinstance(out, Tensor):
