@@ -57,6 +57,30 @@ def test_execution_fraction_tracks_the_target(network, target):
     assert abs(np.mean(fractions) - target) <= 0.1
 
 
+def test_running_cost_counts_every_frame_first_ones_included(network):
+    """As in the release, the complexity reward's running execution fraction folds in each clip's first frame,
+    which executes every block, so at a target the sparse frames execute less than the target."""
+    model = make_model(network)
+    fractions = []
+    for clip in clips(2, 4):
+        model.reset_temporal()
+        for t, frame in enumerate(iter_frames(clip)):
+            with torch.no_grad():
+                model(normalize(frame.image)[None])
+            fractions.append((t, model.last_grid.float().mean().item()))
+
+    def running(values):
+        cost = values[0]
+        for value in values[1:]:
+            cost = 0.9 * cost + 0.1 * value
+        return cost
+
+    sparse = [f for t, f in fractions if t > 0]
+    assert min(sparse) < 1 and [f for t, f in fractions if t == 0] == [1.0, 1.0]
+    assert model.policy.running_cost == pytest.approx(running([f for _, f in fractions]))
+    assert model.policy.running_cost != pytest.approx(running(sparse))
+
+
 def test_executed_blocks_cover_the_moving_pixels(network):
     model = make_model(network, 0.5)
     static_clips = [c for c in clips(60, 10, seed=3) if not c.synthetic.panning]

@@ -183,13 +183,11 @@ class LearnedPolicy(BlockPolicy):
     def observe(self, frames: Tensor, grid: Tensor, output: Tensor, state: ClipState) -> None:
         self.last_update_macs = 0
         self._keep_resized_state(frames, grid, state)
+        self._count_cost(grid)
         if self._log_prob is None or state.previous_output is None:
             self._log_probs(output)  # the next frame's input and reward read it
             return
         grid = grid.to(self._log_prob.device)
-        fraction = float(grid.float().mean())
-        m = self.cost_momentum
-        self.running_cost = fraction if self.running_cost is None else m * self.running_cost + (1 - m) * fraction
         reward = self.reward(output, state.previous_output, grid)
         if not torch.isfinite(reward).all():
             raise FloatingPointError("rl_semseg reward is NaN/inf: the segmentation output is not finite")
@@ -203,6 +201,14 @@ class LearnedPolicy(BlockPolicy):
             self._pending, self._pending_shapes = [], []
             self.updates += 1
         self._log_prob = None
+
+    def _count_cost(self, grid: Tensor) -> None:
+        """Fold this frame's executed fraction into the running cost: every frame, a clip's first one (which
+        executes every block) included, as the release does; so at a target the sparse frames execute less
+        than it, by what the first frames execute above it."""
+        fraction = float(grid.float().mean())
+        m = self.cost_momentum
+        self.running_cost = fraction if self.running_cost is None else m * self.running_cost + (1 - m) * fraction
 
     def _update(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
