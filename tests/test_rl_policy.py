@@ -61,13 +61,7 @@ def test_running_cost_counts_every_frame_first_ones_included(network):
     """As in the release, the complexity reward's running execution fraction folds in each clip's first frame,
     which executes every block, so at a target the sparse frames execute less than the target."""
     model = make_model(network)
-    fractions = []
-    for clip in clips(2, 4):
-        model.reset_temporal()
-        for t, frame in enumerate(iter_frames(clip)):
-            with torch.no_grad():
-                model(normalize(frame.image)[None])
-            fractions.append((t, model.last_grid.float().mean().item()))
+    fractions = [(t, grid.float().mean().item()) for _, t, grid, _, _ in run(model, clips(2, 4))]
 
     def running(values):
         cost = values[0]
