@@ -1,5 +1,7 @@
 """The learned policy's networks (block_policy_net paper / compact): cost by grid, learning, saved state."""
 
+import io
+
 import pytest
 import torch
 
@@ -80,6 +82,18 @@ def test_state_saves_and_loads(net):
         LearnedPolicy(BlockCopySettings(block_policy_net=other, block_size=32)).load_state(trained.state())
 
 
+def test_state_of_an_older_network_shape_is_refused_by_name():
+    """A compact policy file from before its change channel (26 input channels) is refused with the shapes."""
+    policy = LearnedPolicy(BlockCopySettings(block_policy_net="compact", block_size=32))
+    blob = policy.state()
+    state = torch.load(io.BytesIO(blob), weights_only=True)
+    state["net"]["stem.0.weight"] = state["net"]["stem.0.weight"][:, :-1]
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with pytest.raises(ValueError, match=r"stem.0.weight: \(16, 26, 3, 3\), this version's \(16, 27, 3, 3\)"):
+        policy.load_state(buffer.getvalue())
+
+
 def test_policy_suite_times_each_network_on_the_jobs_model(capsys):
     """The policy benchmark runs end to end on a tiny configuration: one table row per network, stages summing to
     the total, the block movements a part of the network stage, and the policy network's MACs."""
@@ -92,6 +106,25 @@ def test_policy_suite_times_each_network_on_the_jobs_model(capsys):
         policy, network, movements_ms, update, total, _, _, _, _ = cells
         assert total == pytest.approx(policy + network + update, abs=2e-3) and network > 0
         assert 0 < movements_ms / 1000 < network and row.endswith(" MB |")  # the last column: memory faulted in
+
+
+def test_compact_input_shows_changes_that_cell_means_cancel():
+    """Two pixels swapped inside one input cell leave the frame's cell means as they were; the compact network's
+    change channel (the mean absolute difference from the frame state over each cell) shows that cell alone."""
+    policy = LearnedPolicy(BlockCopySettings(block_policy_net="compact", block_size=32))
+    frame_state = torch.rand(1, 3, 64, 128, generator=torch.Generator().manual_seed(0))
+    frames = frame_state.clone()
+    frames[..., 5, 9], frames[..., 6, 10] = frame_state[..., 6, 10], frame_state[..., 5, 9]  # in cell (1, 2)
+    state = ClipState(block_size=32, previous_output=torch.randn(1, CLASSES, 64, 128),
+                      previous_grid=torch.ones(1, 2, 4, dtype=torch.bool), frame_state=frame_state)
+    features = policy._features(frames, state, (2, 4))
+    assert features.shape == (1, 3 + 3 + CLASSES + 1 + 1, 16, 32)
+    torch.testing.assert_close(features[:, :3], features[:, 3:6])  # the cell means: no change
+    change = features[0, -1]
+    expected = (frames - frame_state).abs()[0, :, 4:8, 8:12].mean()
+    assert change[1, 2] == pytest.approx(float(expected)) and float(expected) > 0
+    change[1, 2] = 0
+    assert not change.any()
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

@@ -49,7 +49,7 @@ class LearnedPolicy(BlockPolicy):
         with torch.random.fork_rng(devices=[]):  # every run starts from the same initial network
             torch.manual_seed(POLICY_SEED)
             # channels_last: oneDNN (and cuDNN) run these small-channel convolutions ~20% faster in that layout
-            net = NETS[self.net_name](3 + 3 + self.num_classes + 1)
+            net = NETS[self.net_name](3 + 3 + self.num_classes + 1 + NETS[self.net_name].change_channels)
             self.net = net.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.RMSprop(self.net.parameters(), lr=settings.optim_lr,
                                              weight_decay=settings.block_optim_wd,
@@ -101,8 +101,9 @@ class LearnedPolicy(BlockPolicy):
 
     def _features(self, frames: Tensor, state: ClipState, grid_hw: tuple[int, int]) -> Tensor:
         """Frame, frame state, previous softmax output - 0.5 and previous grid - 0.5, at the network's pixels per
-        block: the paper's resizes each nearest; the compact one averages frames over each input pixel's cell and
-        reuses the previous output's 1/4-scale softmax, which the reward computed on the last frame."""
+        block: the paper's resizes each nearest; the compact one averages frames over each input pixel's cell,
+        reuses the previous output's 1/4-scale softmax, which the reward computed on the last frame, and adds the
+        change channel (``_change``)."""
         size = self._size(grid_hw)
         if self.net.resize == "nearest":  # nearest resizing picks pixels: softmax after it equals softmax before it
             previous = torch.softmax(self._resized(state.previous_output, size), dim=1)
@@ -111,7 +112,10 @@ class LearnedPolicy(BlockPolicy):
         frames_resized = self._resized(frames, size)
         self._frames_resized = (frames, frames_resized)  # observe reuses it
         grid = self._grid_map(state.previous_grid, size)
-        features = torch.cat([frames_resized, self._resized_state(state, size), previous - 0.5, grid - 0.5], dim=1)
+        inputs = [frames_resized, self._resized_state(state, size), previous - 0.5, grid - 0.5]
+        if self.net.change_channels:
+            inputs.append(self._change(frames, state.frame_state, size))
+        features = torch.cat(inputs, dim=1)
         return features.contiguous(memory_format=torch.channels_last)
 
     @property
@@ -127,6 +131,12 @@ class LearnedPolicy(BlockPolicy):
         if self.net.resize == "nearest":
             return F.interpolate(x, size=size, mode="nearest")
         return _cell_means(x, size)
+
+    def _change(self, frames: Tensor, frame_state: Tensor, size: tuple[int, int]) -> Tensor:
+        """N x 1 x H x W at ``size``: the mean absolute difference between the frame and the frame state over each
+        input pixel's cell and the colour channels, which shows changes that the cells' means cancel out."""
+        difference = torch.sub(frames.detach(), frame_state.detach()).abs_().float().to(self._device)
+        return _cell_means(difference, size).mean(1, keepdim=True)
 
     def _grid_map(self, grid: Tensor, size: tuple[int, int]) -> Tensor:
         """Float N x 1 x H x W: each block's value over its pixels at ``size``."""
@@ -269,6 +279,13 @@ class LearnedPolicy(BlockPolicy):
         if saved != self.net_name:
             raise ValueError(f"the policy state holds the {saved!r} policy network, this policy runs the "
                              f"{self.net_name!r} one: give --block-policy-net {saved}, or start without the state")
+        mismatched = [name for name, value in self.net.state_dict().items()
+                      if name in state["net"] and state["net"][name].shape != value.shape]
+        if mismatched:
+            raise ValueError(f"the policy state's {self.net_name!r} network has other shapes ({mismatched[0]}: "
+                             f"{tuple(state['net'][mismatched[0]].shape)}, this version's "
+                             f"{tuple(self.net.state_dict()[mismatched[0]].shape)}): it was written by an older "
+                             f"version of the network; start without the state")
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])

@@ -1,12 +1,14 @@
 """The learned policy's networks (``block_policy_net``): each maps its input to one logit per block.
 
-Both take the same 26 channels (frame, frame state, previous softmax output - 0.5, previous grid - 0.5) at a
-fixed number of input pixels per block side, so their cost follows the block grid, never the frame's pixels:
+Both take the frame, the frame state, the previous softmax output - 0.5 and the previous grid - 0.5 (26 channels) at
+a fixed number of input pixels per block side, so their cost follows the block grid, never the frame's pixels:
 
 - ``paper``: the release's ResNet-8 at 32 pixels per block (1/4 * 128 / block_size of the frame), every input
   resized nearest; 7.53 GMACs for an 8x16 grid.
 - ``compact``: a slimmer ResNet (widths 16/32/64) at 8 pixels per block, frames area-averaged (each input pixel
-  the mean of its cell, so small motions are not skipped by the sampling); 0.09 GMACs for an 8x16 grid.
+  the mean of its cell, so small motions are not skipped by the sampling), and one more channel
+  (``change_channels``): the mean absolute difference between frame and frame state over each cell, which a
+  motion inside a cell shows even where it leaves the cell's mean alone; 0.09 GMACs for an 8x16 grid.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class PaperNet(nn.Module):
 
     pixels_per_block = 32
     resize = "nearest"
+    change_channels = 0
 
     def __init__(self, in_channels: int):
         super().__init__()
@@ -66,6 +69,7 @@ class CompactNet(nn.Module):
 
     pixels_per_block = 8
     resize = "area"
+    change_channels = 1
 
     def __init__(self, in_channels: int):
         super().__init__()
