@@ -69,7 +69,7 @@ class BlockCopySettings:
     block_cost_momentum: float = _option(0.9, MOMENTUM, "rl_semseg only: momentum of the running execution "
                                                         "fraction")
     block_policy_net: str = _option("compact", POLICY_NET, "rl_semseg only: its network: compact (8 input pixels "
-                                                          "per block, 0.09 GMACs at an 8x16 grid) or paper (the "
+                                                          "per block, 0.095 GMACs at an 8x16 grid) or paper (the "
                                                           "release's, 32 per block, 7.5 GMACs)")
     block_policy_verbose: bool = _option(False, FLAG, "rl_semseg only: log the policy's statistics every frame")
 
