@@ -8,7 +8,7 @@ import torch
 from blockcopy_core import BlockCopySettings
 from blockcopy_core.benchmarks import policy as policy_suite
 from blockcopy_core.policies import POLICY_NETS, ClipState, LearnedPolicy
-from blockcopy_core.policies.learned import _cell_means, _channel_log_softmax
+from blockcopy_core.policies.learned import _cell_mean_differences, _cell_means, _channel_log_softmax
 
 CLASSES = 19
 
@@ -137,3 +137,16 @@ def test_layout_aware_reductions_equal_torchs(channels_last):
     log_probs = _channel_log_softmax(x)
     torch.testing.assert_close(log_probs, torch.log_softmax(x, 1))
     assert log_probs.is_contiguous(memory_format=fmt)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_change_in_bands_equals_the_whole_frames(channels_last):
+    # the change channel's cell means, made a band of cell rows at a time, are bitwise those of the whole frame
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(2, 3, 48, 96, generator=g).contiguous(memory_format=fmt) for _ in range(2))
+    cpu = torch.device("cpu")
+    for size in [(6, 12), (12, 24), (5, 7)]:  # (5, 7) does not divide the map: no bands
+        whole = _cell_means((a - b).abs(), size)
+        for band_bytes in (1, 3 * 8 * 96 * 4 * 2 * 2, 2**30):  # a band per cell row, two cell rows, one band
+            assert torch.equal(_cell_mean_differences(a, b, size, cpu, band_bytes), whole)
