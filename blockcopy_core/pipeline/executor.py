@@ -71,8 +71,8 @@ class InlineExecutor:
         return self._frames
 
     def run_phase(self, batches: list[list[Clip]], phase: str, on_results: ResultSink) -> None:
-        for batch in batches:
-            on_results(self.runner.run(batch, phase))
+        for batch, upcoming in zip(batches, [*batches[1:], []], strict=True):
+            on_results(self.runner.run(batch, phase, upcoming))
 
     def loop_first_clip(self, clip: Clip) -> None:
         self.runner.loop_first_clip(clip)

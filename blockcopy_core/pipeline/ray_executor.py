@@ -111,8 +111,8 @@ class ClipActor:
         if reported is not None:
             self.runner.load_policy_state(reported)
 
-    def run(self, clips: list[Clip], phase: str) -> list[ClipResult]:
-        results = self.runner.run(clips, phase)
+    def run(self, clips: list[Clip], phase: str, upcoming: list[Clip]) -> list[ClipResult]:
+        results = self.runner.run(clips, phase, upcoming)
         self._report_policy_state()
         return results
 
@@ -212,17 +212,30 @@ class RayExecutor:
         # Our own loop rather than ray.util.ActorPool: the pool hands the next batch to an actor whose restarts
         # are exhausted (and that batch fails too), while here a dead actor leaves the rotation and the others
         # take over its share.
+        # While enough batches wait for every actor to get one more, each actor's next batch is kept for it
+        # (``reserved``) and named in its run call, so it reads that batch's first frames while it runs this one;
+        # an actor left idle when the queue runs dry takes another's kept batch.
         queue = deque(batches)
         idle = deque(actors)
         pending: dict = {}
-        while queue or pending:
-            while idle and queue:
-                actor, batch = idle.popleft(), queue.popleft()
-                pending[actor.run.remote(batch, phase)] = (actor, batch)
+        reserved: dict = {}  # actor -> the batch it runs next
+        while queue or pending or reserved:
+            while idle and (queue or reserved):
+                actor = idle.popleft()
+                if actor in reserved:
+                    batch = reserved.pop(actor)
+                elif queue:
+                    batch = queue.popleft()
+                else:  # the queue ran dry: a batch kept for a busy actor (which then read ahead in vain)
+                    batch = reserved.popitem()[1]
+                upcoming = []
+                if len(queue) >= len(pending) + len(idle) + 1:  # enough left for every actor in the rotation
+                    upcoming = reserved[actor] = queue.popleft()
+                pending[actor.run.remote(batch, phase, upcoming)] = (actor, batch)
             if not pending:  # every actor has given up: the rest cannot run
                 error = "no actor left: every actor died more often than --max-actor-restarts allows"
                 on_results([ClipResult(clip.clip_id, phase, status="failed", error=error)
-                            for batch in queue for clip in batch])
+                            for batch in [*reserved.values(), *queue] for clip in batch])
                 return
             # In short waits, so that Ctrl-C and SIGTERM reach the job (Python runs signal handlers between them).
             done, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SLICE_S)
@@ -235,6 +248,8 @@ class RayExecutor:
                     error = f"actor died running this clip: {exc}".splitlines()[0]
                     results = [ClipResult(clip.clip_id, phase, status="failed", error=error) for clip in batch]
                     log.error("actor gave up on %s", ", ".join(clip.clip_id for clip in batch))
+                    if actor in reserved:  # its next batch goes to the others
+                        queue.appendleft(reserved.pop(actor))
                 else:
                     idle.append(actor)
                 on_results(results)

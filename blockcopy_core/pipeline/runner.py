@@ -14,6 +14,7 @@ import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -27,7 +28,7 @@ from ..macs import count_macs
 from ..metrics import ConfusionMatrix
 from ..reporting.results import ClipResult, FrameResult
 from .audit import dense_fidelity
-from .prefetch import prefetch
+from .prefetch import Prefetcher
 
 T = TypeVar("T")
 
@@ -103,6 +104,8 @@ class ClipRunner:
         self.stage_seconds: dict[str, float] = defaultdict(float)  # since the current batch started
         self.on_frame: Callable[[int], None] | None = None  # told how many frames each step ran (progress)
         self._looped_frames: list[Frame] | None = None
+        self._upcoming: list[Clip] = []  # the clips the next run is expected to get
+        self._read_ahead: dict[str, tuple[Iterator[Frame], list[float]]] = {}  # their streams, by clip id
 
     def loop_first_clip(self, clip: Clip) -> None:
         """Keep ``clip``'s frames in memory and feed them for every later clip (``--single-clip-loop``)."""
@@ -141,8 +144,11 @@ class ClipRunner:
             raise ValueError("this policy has no state to load: only rl_semseg learns")
         load(state)
 
-    def run(self, clips: list[Clip], phase: str) -> list[ClipResult]:
-        """Run clips side by side; if one fails, record it and re-run the others on their own."""
+    def run(self, clips: list[Clip], phase: str, upcoming: Sequence[Clip] = ()) -> list[ClipResult]:
+        """Run clips side by side; if one fails, record it and re-run the others on their own. ``upcoming``: the
+        clips the next call will probably get, whose first frames are read while these run (with a prefetch
+        depth), so that opening them (a video's seek, a synthetic clip's scene) does not stall the model."""
+        self._upcoming = list(upcoming)
         results = self._run_or_record(clips, phase)
         for result in results:
             result.actor, result.node, result.device = self.actor, self.node, str(self.device)
@@ -159,10 +165,40 @@ class ClipRunner:
                 return [ClipResult(clips[0].clip_id, phase, status="failed", error=error)]
             return [result for clip in clips for result in self._run_or_record([clip], phase)]
 
-    def _frames(self, clip: Clip, decode_seconds: list[float]) -> Iterator[Frame]:
+    def _open(self, clip: Clip) -> tuple[Iterator[Frame], list[float]]:
+        """``clip``'s frames and the seconds spent reading them: the stream read ahead for it, or a new one."""
         if self._looped_frames is not None:
-            return iter(self._looped_frames)
-        return prefetch(timed(iter_frames(clip), decode_seconds), self.prefetch_depth)
+            return iter(self._looped_frames), [0.0]
+        if clip.clip_id in self._read_ahead:
+            return self._read_ahead.pop(clip.clip_id)
+        seconds = [0.0]
+        return Prefetcher(timed(iter_frames(clip), seconds), self.prefetch_depth), seconds
+
+    def _start_reading_ahead(self) -> None:
+        """Streams for the upcoming clips (kept where already open); those for other clips are closed."""
+        if self._looped_frames is not None or self.prefetch_depth <= 0:
+            return
+        wanted = {clip.clip_id for clip in self._upcoming}
+        for clip_id in [clip_id for clip_id in self._read_ahead if clip_id not in wanted]:
+            self._read_ahead.pop(clip_id)[0].close()
+        for clip in self._upcoming:
+            if clip.clip_id not in self._read_ahead:
+                seconds = [0.0]
+                stream = Prefetcher(timed(iter_frames(clip), seconds), self.prefetch_depth)
+                self._read_ahead[clip.clip_id] = stream, seconds
+
+    @contextmanager
+    def _streams(self, clips: list[Clip]) -> Iterator[tuple[list[Iterator[Frame]], list[list[float]]]]:
+        """The clips' frame streams and their reading seconds, closed at the end; the upcoming clips' streams start
+        reading meanwhile."""
+        opened = [self._open(clip) for clip in clips]
+        self._start_reading_ahead()
+        try:
+            yield [stream for stream, _ in opened], [seconds for _, seconds in opened]
+        finally:
+            for stream, _ in opened:
+                if isinstance(stream, Prefetcher):
+                    stream.close()
 
     def _run_batch(self, clips: list[Clip], phase: str, measure: bool) -> list[ClipResult]:
         lengths = {clip.num_frames for clip in clips}
@@ -181,52 +217,51 @@ class ClipRunner:
         self.stage_seconds.clear()
         start = time.perf_counter()
         compute = 0.0
-        decode_seconds = [[0.0] for _ in clips]
-        streams = [self._frames(clip, seconds) for clip, seconds in zip(clips, decode_seconds)]
-        peak_mb, failure, size = resident_mb(), None, (0, 0)
-        for index in range(lengths.pop()):
-            tick = time.perf_counter()
-            try:
-                frames = [next(stream) for stream in streams]
-            except FrameReadError as exc:
-                if len(clips) > 1:
-                    raise  # the clips run again one by one, so only the broken one fails
-                failure = f"{type(exc).__name__}: {exc}"  # the frames decoded so far stay recorded
-                break
-            batch, size = self._prepare(frames)
-            self.stage_seconds["load"] += time.perf_counter() - tick
-
-            logits, macs, seconds = self._forward(batch, measure)
-            compute += seconds
-            grid = getattr(self.model, "last_grid", None)
-            fractions = getattr(self.model, "last_execution_fractions", None)
-            policy_gmacs = float(getattr(self.model, "last_policy_macs", 0)) / 1e9 / len(frames)
-
-            audited = phase == "eval" and self.audit_every > 0 and index % self.audit_every == 0
-            if audited:
+        with self._streams(clips) as (streams, decode_seconds):
+            peak_mb, failure, size = resident_mb(), None, (0, 0)
+            for index in range(lengths.pop()):
                 tick = time.perf_counter()
-                agreement, kl = self._audit(batch, logits, size)
-                self.stage_seconds["audit"] += time.perf_counter() - tick
-            tick = time.perf_counter()
-            for i, (clip, frame) in enumerate(zip(clips, frames, strict=True)):
-                results[i].frames.append(FrameResult(
-                    index, frame.name, 1.0 if fractions is None else float(fractions[i]), macs / len(frames) / 1e9,
-                    1000 * seconds, policy_gmacs,
-                    float(agreement[i]) if audited else math.nan, float(kl[i]) if audited else math.nan,
-                    clip.video.frame_indices[index] if clip.video is not None else -1))
-                if not (measure or outputs):
-                    continue
-                out_size = frame.label.shape if frame.label is not None else frame.image.shape[:2]
-                prediction = self._predict(logits[i : i + 1, :, : size[0], : size[1]], out_size)
-                if measure and frame.label is not None:
-                    confusions[i].update(prediction, frame.label)
-                    labelled[i] = True
-                for output in outputs:
-                    output.add_frame(clip, frame, prediction, None if grid is None else grid[i].cpu())
-            self.stage_seconds["metrics"] += time.perf_counter() - tick
-            peak_mb = max(peak_mb, resident_mb())
-            if self.on_frame is not None:
-                self.on_frame(len(clips))
+                try:
+                    frames = [next(stream) for stream in streams]
+                except FrameReadError as exc:
+                    if len(clips) > 1:
+                        raise  # the clips run again one by one, so only the broken one fails
+                    failure = f"{type(exc).__name__}: {exc}"  # the frames decoded so far stay recorded
+                    break
+                batch, size = self._prepare(frames)
+                self.stage_seconds["load"] += time.perf_counter() - tick
+
+                logits, macs, seconds = self._forward(batch, measure)
+                compute += seconds
+                grid = getattr(self.model, "last_grid", None)
+                fractions = getattr(self.model, "last_execution_fractions", None)
+                policy_gmacs = float(getattr(self.model, "last_policy_macs", 0)) / 1e9 / len(frames)
+
+                audited = phase == "eval" and self.audit_every > 0 and index % self.audit_every == 0
+                if audited:
+                    tick = time.perf_counter()
+                    agreement, kl = self._audit(batch, logits, size)
+                    self.stage_seconds["audit"] += time.perf_counter() - tick
+                tick = time.perf_counter()
+                for i, (clip, frame) in enumerate(zip(clips, frames, strict=True)):
+                    results[i].frames.append(FrameResult(
+                        index, frame.name, 1.0 if fractions is None else float(fractions[i]), macs / len(frames) / 1e9,
+                        1000 * seconds, policy_gmacs,
+                        float(agreement[i]) if audited else math.nan, float(kl[i]) if audited else math.nan,
+                        clip.video.frame_indices[index] if clip.video is not None else -1))
+                    if not (measure or outputs):
+                        continue
+                    out_size = frame.label.shape if frame.label is not None else frame.image.shape[:2]
+                    prediction = self._predict(logits[i : i + 1, :, : size[0], : size[1]], out_size)
+                    if measure and frame.label is not None:
+                        confusions[i].update(prediction, frame.label)
+                        labelled[i] = True
+                    for output in outputs:
+                        output.add_frame(clip, frame, prediction, None if grid is None else grid[i].cpu())
+                self.stage_seconds["metrics"] += time.perf_counter() - tick
+                peak_mb = max(peak_mb, resident_mb())
+                if self.on_frame is not None:
+                    self.on_frame(len(clips))
         for clip in clips:
             for output in outputs:
                 output.finish_clip(clip)
