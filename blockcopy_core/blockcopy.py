@@ -75,6 +75,27 @@ class BlockCopyModel(nn.Module):
         policy and the clip state are untouched."""
         self.engine.prime_batch_sizes(frames)
 
+    def prime(self, frames: Sequence[Tensor], clip_starts: int = 2) -> None:
+        """Run ``frames`` (consecutive batches of one clip) from a new clip ``clip_starts`` times, then put the
+        policy's state and the stage times back and start new clips. The process's one-time costs of sparse
+        frames (the engine's first record and replay, the heap's growth to a sparse frame's working set, the
+        policy's first updates) are paid here, not in the first clips a run times, and what follows runs as it
+        would have without (a learned policy learns nothing from these frames)."""
+        if not frames:
+            return
+        policy_state, stage_seconds = self.policy_state(), dict(self.stage_seconds)
+        try:
+            self.prime_batch_sizes(frames[0])
+            for _ in range(clip_starts):
+                self.reset_temporal(seeds=[0] * frames[0].shape[0])  # a random policy's own draws stay untouched
+                for batch in frames:
+                    self(batch)
+        finally:
+            if policy_state is not None:
+                self.load_policy_state(policy_state)
+            self.stage_seconds = stage_seconds
+            self.reset_temporal()
+
     def reset_temporal(self, images: Sequence[int] | None = None, seeds: Sequence[int] | None = None) -> None:
         """Start new clips: all of them (``images=None``) or those at the given batch positions; ``seeds`` (one per
         new clip) seed a random policy's draws per clip, so a clip's grids do not depend on what ran before it."""

@@ -160,24 +160,28 @@ class RecordingNet(torch.nn.Module):
         return x[:, :1]
 
 
-def test_prime_runs_the_dense_model_once_on_the_first_frame(tmp_path, monkeypatch):
+def test_prime_runs_a_plain_model_on_the_first_frame_and_blockcopy_on_the_first_frames(tmp_path, monkeypatch):
     loaded = []
     monkeypatch.setattr(runner_module, "extension", loaded.append)
     wrapper = torch.nn.Module()  # a BlockCopy wrapper stand-in: calling it (no forward) would raise
     wrapper.base_model = RecordingNet()
     primed = []
-    wrapper.prime_batch_sizes = lambda batch: primed.append(tuple(batch.shape))
+    wrapper.prime = lambda batches: primed.append([tuple(batch.shape) for batch in batches])
     runner = ClipRunner(wrapper, torch.device("cpu"), pad_multiple=32)
-    clip = build_clips("synthetic", clip_length=3, num_clips=1, seed=0, height=64, width=128)[0]
+    clip = build_clips("synthetic", clip_length=5, num_clips=1, seed=0, height=64, width=128)[0]
     runner.prime(clip, batch_size=2)
-    assert wrapper.base_model.shapes == [(2, 3, 64, 128)] and not runner.stage_seconds
-    assert primed == [(2, 3, 64, 128)]  # and its engine's block batch sizes (a no-op on a CPU)
+    assert primed == [[(2, 3, 64, 128)] * runner_module.PRIME_FRAMES] and not runner.stage_seconds
     assert loaded == [torch.device("cpu")]  # the block kernels are ready before the timed run
-    ClipRunner(RecordingNet(), torch.device("cpu"), pad_multiple=32).prime(clip)
-    assert loaded == [torch.device("cpu")]  # a plain network needs none
+    short = build_clips("synthetic", clip_length=2, num_clips=1, seed=0, height=64, width=128)[0]
+    runner.prime(short)
+    assert primed[-1] == [(1, 3, 64, 128)] * 2  # as many frames as the clip has
+    loaded.clear()
+    plain = ClipRunner(RecordingNet(), torch.device("cpu"), pad_multiple=32)
+    plain.prime(clip)
+    assert plain.model.shapes == [(1, 3, 64, 128)] and not loaded  # a plain network needs no kernels
     unreadable = Clip("gone", "demo", (str(tmp_path / "missing.png"),), (None,))
     runner.prime(unreadable, batch_size=2)  # primes nothing and raises nothing: the clip fails where it runs
-    assert wrapper.base_model.shapes == [(2, 3, 64, 128)]
+    assert len(primed) == 2
 
 
 def test_the_job_primes_each_runner_before_the_timed_run(tmp_path, monkeypatch):

@@ -122,6 +122,24 @@ def test_split_run_with_policy_file_equals_one_long_run(network, tmp_path, net):
         assert getattr(long_model.policy, key) == pytest.approx(getattr(second.policy, key)), key
 
 
+@pytest.mark.parametrize("policy", ["rl_semseg", "random"])
+def test_priming_changes_nothing_that_follows(network, policy):
+    # the job primes a BlockCopy model on a few frames before timing it: the grids and outputs after it, and
+    # the learned policy's state, are those of a model never primed
+    clip_list = clips(3, 6)
+    plain, primed = make_model(network, block_policy=policy), make_model(network, block_policy=policy)
+    stage_seconds = dict(primed.stage_seconds)
+    primed.prime([normalize(frame.image)[None] for frame in iter_frames(clips(1, 3, first=50)[0])])
+    assert primed.stage_seconds == stage_seconds
+    for a, b in zip(run(plain, clip_list), run(primed, clip_list), strict=True):
+        assert torch.equal(a[2], b[2]) and torch.equal(a[3], b[3])
+    if policy == "rl_semseg":
+        for key in ("frames_seen", "updates", "running_cost", "prob_executed_sum", "statistic_frames"):
+            assert getattr(plain.policy, key) == getattr(primed.policy, key), key
+        for name, value in plain.policy.net.state_dict().items():
+            assert torch.equal(value, primed.policy.net.state_dict()[name]), name
+
+
 def test_segmentation_network_is_never_changed(network):
     before = {k: v.clone() for k, v in network.state_dict().items()}
     run(make_model(network), clips(2, 9))

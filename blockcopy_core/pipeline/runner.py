@@ -8,6 +8,7 @@ confusion matrix. It knows nothing of Ray.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
 import time
@@ -31,6 +32,7 @@ from .audit import dense_fidelity
 from .prefetch import Prefetcher
 
 T = TypeVar("T")
+PRIME_FRAMES = 3  # a BlockCopy model primes on a dense frame, a recorded sparse one and a replayed one
 
 
 def resident_mb() -> float:
@@ -112,24 +114,34 @@ class ClipRunner:
         self._looped_frames = list(iter_frames(clip))
 
     def prime(self, clip: Clip, batch_size: int = 1) -> None:
-        """Run the dense model once, untimed, on ``clip``'s first frame (``batch_size`` copies side by side), so
-        that the process's one-time costs stay out of the timed run: on CUDA, loading kernels and starting cuDNN
-        and cuBLAS, which would otherwise land in the first timed frame. A BlockCopy model's block kernels are
-        loaded (or built, once per machine) here too, and on CUDA its engine runs each block batch size once
-        (cuDNN plans each new convolution shape). A frame that cannot be read primes nothing: its clip fails
-        where it runs, and is recorded there."""
-        if self.model is not self.dense_model:
+        """Run the model, untimed, on ``clip``'s first frames (``batch_size`` copies side by side), so that the
+        process's one-time costs stay out of the timed run: on CUDA, loading kernels and starting cuDNN and
+        cuBLAS, which would otherwise land in the first timed frame. A plain model runs the first frame once. A
+        BlockCopy model's block kernels are loaded (or built, once per machine) here too, and it runs its first
+        ``PRIME_FRAMES`` frames as a clip, twice, leaving its policy's state as it was (``BlockCopyModel.prime``):
+        its first sparse frames cost more than later ones. A frame that cannot be read primes nothing: its clip
+        fails where it runs, and is recorded there."""
+        blockcopy = self.model is not self.dense_model
+        if blockcopy:
             extension(self.device)
+        source = iter(self._looped_frames) if self._looped_frames else iter_frames(clip)
+        batches = []
         try:
-            frame = self._looped_frames[0] if self._looped_frames else next(iter_frames(clip))
-        except (FrameReadError, StopIteration):
+            for frame in itertools.islice(source, PRIME_FRAMES if blockcopy else 1):
+                batches.append(self._prepare([frame] * batch_size)[0])
+        except FrameReadError:
+            pass
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+        if not batches:
             return
-        batch, _ = self._prepare([frame] * batch_size)
         with torch.no_grad():
-            self.dense_model(batch)
-            prime_batch_sizes = getattr(self.model, "prime_batch_sizes", None)
-            if prime_batch_sizes is not None:
-                prime_batch_sizes(batch)
+            if blockcopy:
+                self.model.prime(batches)
+            else:
+                self.dense_model(batches[0])
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
