@@ -70,11 +70,6 @@ class BlockCopyModel(nn.Module):
             raise ValueError(f"policy {self.settings.block_policy!r} has no state to load: only rl_semseg learns")
         load(state)
 
-    def prime_batch_sizes(self, frames: Tensor) -> None:
-        """Pay the engine's one-time costs per block batch size now (``BlockSparseEngine.prime_batch_sizes``); the
-        policy and the clip state are untouched."""
-        self.engine.prime_batch_sizes(frames)
-
     def prime(self, frames: Sequence[Tensor], clip_starts: int = 2) -> None:
         """Run ``frames`` (consecutive batches of one clip) from a new clip ``clip_starts`` times, then put the
         policy's state and the stage times back and start new clips. The process's one-time costs of sparse
@@ -85,7 +80,7 @@ class BlockCopyModel(nn.Module):
             return
         policy_state, stage_seconds = self.policy_state(), dict(self.stage_seconds)
         try:
-            self.prime_batch_sizes(frames[0])
+            self.engine.prime_batch_sizes(frames[0])  # on CUDA, each block batch size once
             for _ in range(clip_starts):
                 self.reset_temporal(seeds=[0] * frames[0].shape[0])  # a random policy's own draws stay untouched
                 for batch in frames:
